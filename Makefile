@@ -1,0 +1,46 @@
+# Customer Center: `make run` starts the whole suite with demo data, `make test` runs every test.
+# Both create the virtual environment and install what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Every component's source folder goes on the venv's path (the Dockerfile sets PYTHONPATH alike).
+SOURCE_ROOTS := . services/identity services/licensing services/distribution services/forum gateway
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast bench lint format definitions clean
+
+$(STAMP): requirements.txt requirements-test.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  for root in $(SOURCE_ROOTS); do echo "$(CURDIR)/$$root"; done > "$$site/customer_center.pth"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m shared.devrun
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser and not fault"
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The broker definitions compose loads, generated from the event catalogue.
+definitions: $(STAMP)
+	$(BIN)/python -m shared.topology > deploy/rabbitmq/definitions.json
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,159 @@
+"""The gateway's own API (sessions) and the forwarding of every other `/api/v1/...` path."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from gateway.routes import PASS_AUTHORIZATION, service_for
+from gateway.sessions import COOKIE, SessionStore, csrf_ok, expires_in
+from gateway.upstream import Upstream
+from shared.problems import Problem
+from shared.web import accepts_raw_body
+
+sessions = Blueprint("sessions", __name__, url_prefix="/api/v1", description="Signing in and out")
+forwarding = Blueprint("forwarding", __name__)
+
+# Request headers a service may need; everything else (cookies, our Authorization) stays here.
+FORWARD_REQUEST_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "Accept",
+    "Accept-Language",
+    "Idempotency-Key",
+    "Range",
+    "If-Range",
+    "If-None-Match",
+    "If-Modified-Since",
+    "User-Agent",
+)
+FORWARD_RESPONSE_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "Content-Range",
+    "Content-Disposition",
+    "Accept-Ranges",
+    "ETag",
+    "Last-Modified",
+    "Location",
+    "Retry-After",
+    "Cache-Control",
+)
+# Answers up to this size are read whole; larger ones (downloads) are streamed through.
+BUFFER_LIMIT = 256 * 1024
+
+
+def store() -> SessionStore:
+    return current_app.extensions["sessions"]
+
+
+def upstream() -> Upstream:
+    return current_app.extensions["upstream"]
+
+
+class SignInSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class SessionSchema(Schema):
+    token = fields.String()
+    expires_at = fields.DateTime()
+    csrf_token = fields.String()
+
+
+def _generic_sign_in_failure() -> Problem:
+    return Problem(401, "invalid-credentials", "Sign-in failed", "The e-mail or password is not right.")
+
+
+@sessions.route("/sessions")
+class Sessions(MethodView):
+    @sessions.arguments(SignInSchema)
+    @sessions.response(201, SessionSchema)
+    def post(self, credentials):
+        answer = upstream().call("identity", "POST", "/internal/v1/credentials/verify", credentials)
+        if answer.status == 429:
+            raise Problem(429, "too-many-requests", "Too many attempts", "Wait a while before trying again.",
+                          headers={"Retry-After": answer.headers.get("Retry-After", "60")})
+        if answer.status != 200:
+            if answer.status >= 500:
+                raise Problem(503, "service-unavailable", "Temporarily unavailable", "Sign-in is not available right now.",
+                              headers={"Retry-After": "5"})
+            raise _generic_sign_in_failure()
+        token, session = store().open(answer.json())
+        response = current_app.json.response(
+            {"token": token, "expires_at": session.expires_at.isoformat(), "csrf_token": session.csrf_token}
+        )
+        response.status_code = 201
+        set_session_cookie(response, token, session.expires_at)
+        return response
+
+
+@sessions.route("/sessions/current")
+class CurrentSession(MethodView):
+    @sessions.response(204)
+    def delete(self):
+        caller = store().caller(request)
+        if caller is None:
+            raise Problem(401, "unauthenticated", "Sign-in required", "There is no session to end.")
+        if not csrf_ok(caller, request):
+            raise Problem(403, "csrf-failed", "Forbidden", "The CSRF token is missing or wrong.")
+        store().close(caller.session.id)
+        response = Response(status=204)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+
+def set_session_cookie(response: Response, token: str, expires_at) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=expires_in(expires_at),
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.extensions["settings"].public_url.startswith("https://"),
+        path="/",
+    )
+
+
+@forwarding.route("/api/v1/<path:_rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+@accepts_raw_body  # the owning service checks the body; we only pass it on
+def forward(_rest: str):
+    service = service_for(request.path)
+    if service is None:
+        raise Problem(404, "not-found", "Not found", "No such resource.")
+    caller = store().caller(request)
+    if caller is not None and not csrf_ok(caller, request):
+        raise Problem(403, "csrf-failed", "Forbidden", "The CSRF token is missing or wrong.")
+    headers = {name: request.headers[name] for name in FORWARD_REQUEST_HEADERS if name in request.headers}
+    headers["X-Forwarded-For"] = request.remote_addr or ""
+    headers["X-Forwarded-Proto"] = request.scheme
+    if PASS_AUTHORIZATION.match(request.path) and "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    body = request.stream if request.content_length else None
+    answer = upstream().request(
+        service,
+        request.method,
+        request.path,
+        query=request.query_string.decode("latin-1"),
+        body=body,
+        headers=headers,
+        principal=caller.principal if caller else None,
+        stream=True,
+    )
+    response_headers = {name: answer.headers[name] for name in FORWARD_RESPONSE_HEADERS if name in answer.headers}
+    length = int(answer.headers.get("Content-Length") or -1)
+    if 0 <= length <= BUFFER_LIMIT:
+        data = answer.read()
+        answer.release_conn()
+        return Response(data, status=answer.status, headers=response_headers)
+
+    def chunks():
+        try:
+            yield from answer.stream(64 * 1024)
+        finally:
+            answer.release_conn()
+
+    return Response(stream_with_context(chunks()), status=answer.status, headers=response_headers, direct_passthrough=True)

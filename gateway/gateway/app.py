@@ -1,0 +1,23 @@
+"""The gateway's composition root: `create_app(config)` for gunicorn and tests."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from gateway import api
+from gateway.sessions import SessionStore
+from gateway.upstream import Upstream
+from shared.config import Settings
+from shared.web import service_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env("gateway")
+    app, openapi = service_app(settings, "Customer Center — public API", needs_broker=False)
+    app.extensions["sessions"] = SessionStore(
+        app.extensions["database"], settings.session_idle_timeout, settings.session_absolute_timeout
+    )
+    app.extensions["upstream"] = Upstream(settings)
+    openapi.register_blueprint(api.sessions)
+    app.register_blueprint(api.forwarding)
+    return app

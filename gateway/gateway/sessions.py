@@ -1,0 +1,107 @@
+"""Sessions: who is calling. A browser holds the token in an HttpOnly cookie and must send
+the session's CSRF token on every state-changing request; an API client sends it as
+`Authorization: Bearer <token>`. Tokens come from a CSPRNG and are stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import Request
+from sqlalchemy import delete, select, update
+
+from gateway.models import Session
+from shared.auth import Principal
+from shared.db import Database, as_utc, utc_now
+
+COOKIE = "cc_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FORM_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Writing last_seen_at on every request would turn reads into writes; this much is precise enough.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    session: Session
+    via_cookie: bool
+
+    @property
+    def principal(self) -> Principal:
+        s = self.session
+        return Principal(subject=s.user_id, email=s.email, name=s.name, staff=s.staff, session_id=s.id)
+
+
+class SessionStore:
+    def __init__(self, database: Database, idle_timeout: int, absolute_timeout: int):
+        self.database = database
+        self.idle = timedelta(seconds=idle_timeout)
+        self.absolute = timedelta(seconds=absolute_timeout)
+
+    def open(self, user: dict) -> tuple[str, Session]:
+        token = secrets.token_urlsafe(32)
+        now = utc_now()
+        session = Session(
+            id=str(uuid.uuid4()),
+            token_hash=token_hash(token),
+            csrf_token=secrets.token_urlsafe(32),
+            user_id=user["id"],
+            email=user["email"],
+            name=user["name"],
+            staff=bool(user.get("staff")),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + self.absolute,
+        )
+        with self.database.unit_of_work() as db:
+            db.add(session)
+        return token, session
+
+    def find(self, token: str) -> Session | None:
+        now = utc_now()
+        with self.database.unit_of_work() as db:
+            session = db.scalars(select(Session).where(Session.token_hash == token_hash(token))).one_or_none()
+            if session is None:
+                return None
+            if as_utc(session.expires_at) <= now or as_utc(session.last_seen_at) + self.idle <= now:
+                db.delete(session)
+                return None
+            if now - as_utc(session.last_seen_at) > TOUCH_EVERY:
+                db.execute(update(Session).where(Session.id == session.id).values(last_seen_at=now))
+            return session
+
+    def close(self, session_id: str) -> None:
+        with self.database.unit_of_work() as db:
+            db.execute(delete(Session).where(Session.id == session_id))
+
+    def caller(self, request: Request) -> Caller | None:
+        header = request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            session = self.find(header[7:].strip())
+            return Caller(session, via_cookie=False) if session else None
+        cookie = request.cookies.get(COOKIE)
+        if cookie:
+            session = self.find(cookie)
+            return Caller(session, via_cookie=True) if session else None
+        return None
+
+
+def csrf_ok(caller: Caller, request: Request) -> bool:
+    """A cookie-borne session may only change state with its CSRF token (header or form field)."""
+    if not caller.via_cookie or request.method in SAFE_METHODS:
+        return True
+    sent = request.headers.get(CSRF_HEADER) or (request.form.get(CSRF_FORM_FIELD) if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") else None)
+    return bool(sent) and hmac.compare_digest(sent, caller.session.csrf_token)
+
+
+def expires_in(moment: datetime) -> int:
+    return max(0, int((as_utc(moment) - utc_now()).total_seconds()))

@@ -1,0 +1,83 @@
+"""Calling the services: one pooled HTTP client, a timeout per call, a signed identity.
+
+A service that refuses the connection or does not answer within its timeout becomes a `503`
+problem with `Retry-After` for that route alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from shared import auth
+from shared.auth import Principal
+from shared.config import Settings
+from shared.logs import current_correlation_id
+from shared.problems import Problem
+
+log = logging.getLogger(__name__)
+
+GATEWAY = Principal(subject="gateway", kind="service")
+
+
+class Upstream:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.secret = settings.require_secret()
+        self.timeout = urllib3.Timeout(connect=min(1.0, settings.upstream_timeout), read=settings.upstream_timeout)
+        # One pool per service, reused across requests and threads (urllib3 is thread-safe).
+        self.pool = urllib3.PoolManager(num_pools=8, maxsize=64, block=False, retries=False)
+
+    def url(self, service: str, path: str, query: str = "") -> str:
+        base = self.settings.service_urls[service].rstrip("/")
+        return f"{base}{path}" + (f"?{query}" if query else "")
+
+    def identity_header(self, service: str, principal: Principal | None) -> dict[str, str]:
+        if principal is None:
+            return {}
+        return {auth.HEADER: auth.issue(self.secret, service, principal)}
+
+    def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        principal: Principal | None = None,
+        stream: bool = False,
+        timeout: float | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        all_headers = {"X-Correlation-ID": current_correlation_id(), **(headers or {})}
+        all_headers.update(self.identity_header(service, principal))
+        try:
+            return self.pool.request(
+                method,
+                self.url(service, path, query),
+                body=body,
+                headers=all_headers,
+                timeout=urllib3.Timeout(connect=1.0, read=timeout) if timeout else self.timeout,
+                preload_content=not stream,
+                redirect=False,
+            )
+        except HTTPError as error:
+            log.warning("%s unavailable: %s", service, error)
+            raise Problem(
+                503,
+                "service-unavailable",
+                "Temporarily unavailable",
+                f"This part of the Customer Center ({service}) is not available right now. Try again shortly.",
+                headers={"Retry-After": "5"},
+                service=service,
+            ) from None
+
+    def call(self, service: str, method: str, path: str, json_body=None, principal: Principal | None = GATEWAY, **kw):
+        import json
+
+        body = None if json_body is None else json.dumps(json_body).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"} if body is not None else {"Accept": "application/json"}
+        return self.request(service, method, path, body=body, headers=headers, principal=principal, **kw)

@@ -1,0 +1,25 @@
+"""gunicorn settings shared by every web component (`gunicorn -c gunicorn.conf.py ...`).
+
+gthread workers: a worker waiting on its database or on another service keeps serving other
+requests on its other threads. WEB_CONCURRENCY and WEB_THREADS tune it per deployment.
+"""
+
+import os
+
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "8"))
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+# Our own JSON lines carry each request (shared.web); gunicorn's access log would repeat them.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def post_fork(server, worker):
+    from shared import logs
+
+    logs.configure(server.cfg.proc_name, os.environ.get("LOG_LEVEL", "INFO").upper())

@@ -1,0 +1,62 @@
+"""Distribution's HTTP API."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate, validates_schema, ValidationError
+from sqlalchemy import select
+
+from distribution.models import NEWS_KINDS, NewsItem
+from shared.auth import signed_in, staff_only
+from shared.db import utc_now
+from shared.web import database
+
+news = Blueprint("news", __name__, url_prefix="/api/v1", description="News, events and training courses")
+
+
+class NewsItemSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    kind = fields.String(required=True, validate=validate.OneOf(NEWS_KINDS))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=20000))
+    published_at = fields.AwareDateTime(load_default=None)
+    starts_at = fields.AwareDateTime(load_default=None)
+    city = fields.String(load_default=None, validate=validate.Length(max=100))
+    capacity = fields.Integer(load_default=None, validate=validate.Range(min=1, max=10000))
+
+    @validates_schema
+    def _events_have_a_date(self, data, **_kwargs):
+        if data.get("kind") in ("event", "training") and not data.get("starts_at"):
+            raise ValidationError("Events and training courses need a start.", "starts_at")
+
+
+class NewsListSchema(Schema):
+    items = fields.List(fields.Nested(NewsItemSchema))
+    next = fields.String(allow_none=True)
+
+
+@news.route("/news")
+class News(MethodView):
+    @signed_in
+    @news.response(200, NewsListSchema)
+    def get(self):
+        with database().unit_of_work() as session:
+            items = session.scalars(
+                select(NewsItem).where(NewsItem.published_at <= utc_now()).order_by(NewsItem.published_at.desc()).limit(50)
+            ).all()
+            return {"items": items, "next": None}
+
+
+@news.route("/admin/news")
+class AdminNews(MethodView):
+    @staff_only
+    @news.arguments(NewsItemSchema)
+    @news.response(201, NewsItemSchema)
+    def post(self, body):
+        body["published_at"] = body["published_at"] or utc_now()
+        with database().unit_of_work() as session:
+            item = NewsItem(**body)
+            session.add(item)
+            session.flush()
+            return item

@@ -1,0 +1,41 @@
+"""Distribution's tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import utc_now
+
+NEWS_KINDS = ("news", "event", "training")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Base):
+    """Replica of the customers distribution ships to (from licensing's and identity's events)."""
+
+    __tablename__ = "customers"
+
+    customer_number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    source_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NewsItem(Base):
+    """A vendor announcement: news, an event, or a training course with its date and city."""
+
+    __tablename__ = "news"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    city: Mapped[str | None] = mapped_column(String(100))
+    capacity: Mapped[int | None] = mapped_column(Integer)

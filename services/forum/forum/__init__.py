@@ -1,0 +1,1 @@
+"""Forum: categories, topics, posts, search, moderation, subscriptions."""

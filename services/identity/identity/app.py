@@ -1,0 +1,17 @@
+"""Identity's composition root: `create_app(config)` for gunicorn and tests."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from identity import api
+from shared.config import Settings
+from shared.web import service_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env("identity")
+    app, openapi = service_app(settings, "Customer Center — identity")
+    for blueprint in (api.accounts, api.internal, api.admin):
+        openapi.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,33 @@
+"""What identity does with other services' events (its subscriptions, one line each)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from identity.models import CustomerProfile
+from shared.db import as_utc
+from shared.events import Event
+
+
+def on_customer_created(session: Session, event: Event) -> None:
+    data = event.data
+    profile = session.get(CustomerProfile, data["customer_number"])
+    if profile is None:
+        session.add(
+            CustomerProfile(
+                customer_number=data["customer_number"],
+                company_id=data["company_id"],
+                company_name=data["company_name"],
+                billing_address=data.get("billing_address"),
+                source_updated_at=event.occurred_at,
+            )
+        )
+    elif as_utc(profile.source_updated_at) < event.occurred_at:
+        profile.company_id = data["company_id"]
+        profile.company_name = data["company_name"]
+        profile.source_updated_at = event.occurred_at
+
+
+HANDLERS = {
+    "licensing.customer.created": on_customer_created,
+}

@@ -1,0 +1,16 @@
+"""Licensing's composition root: `create_app(config)` for gunicorn and tests."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from licensing import api
+from shared.config import Settings
+from shared.web import service_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env("licensing")
+    app, openapi = service_app(settings, "Customer Center — licensing")
+    openapi.register_blueprint(api.admin)
+    return app

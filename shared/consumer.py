@@ -1,0 +1,221 @@
+"""The idempotent consumer: applies each event once, whatever the broker redelivers.
+
+For each message on its queue `<service>.events`:
+1. parse and validate the envelope (a malformed message can never succeed: straight to the DLQ);
+2. in one transaction, insert `(event id, consumer)` into `inbox` and run the handler; a
+   duplicate delivery hits the primary key and is acked with no effect;
+3. commit, then ack. A crash before the ack means redelivery, which step 2 makes harmless.
+
+A handler that raises is retried (the message is requeued, the broker counts deliveries)
+until `MAX_DELIVERY_ATTEMPTS`; then the message is copied to the DLQ with the reason in its
+headers and acked, so the queue keeps flowing. A database that is down is not the message's
+fault: the consumer holds the message and waits for the database instead of burning attempts.
+
+Handlers are declared per service (`<service>/handlers.py`: `HANDLERS = {type: function}`)
+and receive `(session, event)`; they must tolerate events out of order (compare versions or
+timestamps, never assume sequence).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import pika
+import pika.exceptions
+from marshmallow import ValidationError
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from shared import amqp, logs
+from shared.config import Settings
+from shared.db import Database
+from shared.events import Event, UnknownEvent, parse_envelope
+from shared.messaging import inbox
+from shared.topology import Topology
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, Event], None]
+
+
+class Poison(Exception):
+    """A message that can never be applied; it goes to the DLQ without retries."""
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        handlers: dict[str, Handler],
+        database: Database | None = None,
+        prefetch: int = 20,
+    ):
+        self.settings = settings
+        self.name = settings.service
+        self.handlers = handlers
+        self.database = database or Database(settings.database_url)
+        self.topology = Topology(settings.events_namespace)
+        self.queue = self.topology.queue(self.name)
+        self.prefetch = prefetch
+        self.stopping = threading.Event()
+        self._connection: pika.BlockingConnection | None = None
+
+    # --- applying one event ---------------------------------------------------------------
+    def apply(self, body: bytes) -> bool:
+        """Apply one message in its own transaction. True if applied, False if a duplicate."""
+        try:
+            event = parse_envelope(body)
+        except (ValidationError, UnknownEvent) as error:
+            raise Poison(f"invalid message: {error}") from None
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            raise Poison(f"{self.name} has no handler for {event.type}")
+        token = logs.correlation_id.set(event.correlation_id)
+        try:
+            with self.database.unit_of_work() as session:
+                try:
+                    with session.begin_nested():
+                        session.execute(
+                            insert(inbox).values(
+                                event_id=event.id,
+                                consumer=self.name,
+                                event_type=event.type,
+                                processed_at=datetime.now(timezone.utc),
+                            )
+                        )
+                except IntegrityError:
+                    log.info("duplicate delivery ignored", extra={"event_id": event.id, "event_type": event.type})
+                    return False
+                handler(session, event)
+            log.info("event applied", extra={"event_id": event.id, "event_type": event.type})
+            return True
+        finally:
+            logs.correlation_id.reset(token)
+
+    def _on_message(self, channel, method, properties, body: bytes) -> None:
+        attempt = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
+        while True:
+            try:
+                self.apply(body)
+                channel.basic_ack(method.delivery_tag)
+                return
+            except Poison as error:
+                self._dead_letter(channel, method, properties, body, str(error))
+                return
+            except DBAPIError as error:
+                if self._database_reachable():
+                    reason = f"{type(error).__name__}: {error}"
+                    log.exception("handler failed on the database (attempt %d)", attempt)
+                    break
+                # Our database is away: keep the message and wait for it rather than
+                # spending the message's attempts on an outage.
+                log.warning("database unavailable, holding the message: %s", error.orig)
+                self._wait_for_database()
+                if self.stopping.is_set():
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+                    return
+            except Exception as error:  # a handler bug or bad data: counted, then DLQ
+                reason = f"{type(error).__name__}: {error}"
+                log.exception("handler failed (attempt %d)", attempt)
+                break
+        if attempt >= self.settings.max_delivery_attempts:
+            self._dead_letter(channel, method, properties, body, f"failed {attempt} times; last: {reason}")
+        else:
+            # Give a transient cause a moment before the redelivery.
+            self._connection.sleep(min(0.1 * 2 ** (attempt - 1), 2.0))
+            channel.basic_nack(method.delivery_tag, requeue=True)
+
+    def _dead_letter(self, channel, method, properties, body: bytes, reason: str) -> None:
+        """Copy the message to our DLQ with the reason, then ack the original."""
+        headers = dict(properties.headers or {})
+        headers.update(
+            {
+                "x-failure-reason": reason[:1000],
+                "x-failed-consumer": self.name,
+                "x-original-routing-key": method.routing_key,
+                "x-failed-at": datetime.now(timezone.utc).isoformat(),
+            }
+        )
+        channel.basic_publish(
+            exchange=self.topology.dead_letter_exchange,
+            routing_key=self.queue,
+            body=body,
+            properties=pika.BasicProperties(
+                message_id=properties.message_id,
+                type=properties.type,
+                correlation_id=properties.correlation_id,
+                content_type=properties.content_type,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                headers=headers,
+            ),
+            mandatory=True,
+        )
+        channel.basic_ack(method.delivery_tag)
+        log.error("message dead-lettered: %s", reason, extra={"event_id": properties.message_id})
+
+    def _database_reachable(self) -> bool:
+        try:
+            self.database.ping()
+            return True
+        except Exception:
+            return False
+
+    def _wait_for_database(self) -> None:
+        backoff = amqp.Backoff(first=0.2, limit=5.0)
+        while not self.stopping.is_set():
+            try:
+                self.database.ping()
+                return
+            except Exception:
+                self._connection.sleep(backoff.next_delay())
+
+    # --- the loop -------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        backoff = amqp.Backoff()
+        log.info("consumer %s started on %s", self.name, self.queue)
+        while not self.stopping.is_set():
+            try:
+                self._connection = amqp.connect(self.settings.amqp_url, f"{self.name}-consumer")
+                channel = self._connection.channel()
+                channel.confirm_delivery()  # our DLQ copies are confirmed before the ack
+                self.topology.declare(channel)
+                channel.basic_qos(prefetch_count=self.prefetch)
+                backoff.reset()
+                for method, properties, body in channel.consume(self.queue, inactivity_timeout=0.5):
+                    if self.stopping.is_set():
+                        break
+                    if method is not None:
+                        self._on_message(channel, method, properties, body)
+                channel.cancel()
+            except amqp.CONNECTION_ERRORS as error:
+                delay = backoff.next_delay()
+                log.warning("broker connection lost (%s); reconnecting in %.1fs", error, delay)
+                self.stopping.wait(delay)
+            finally:
+                self._close()
+        log.info("consumer %s stopped", self.name)
+
+    def _close(self) -> None:
+        try:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()
+        except Exception:
+            pass
+        self._connection = None
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+
+
+def run(service: str, handlers: dict[str, Handler]) -> None:
+    """Entry point body of `python -m <service>.consumer`."""
+    logs.configure(f"{service}-consumer")
+    consumer = EventConsumer(Settings.from_env(service), handlers)
+    signal.signal(signal.SIGTERM, consumer.stop)
+    signal.signal(signal.SIGINT, consumer.stop)
+    consumer.run_forever()

@@ -1,0 +1,54 @@
+"""The two tables every service's database carries for its events.
+
+`outbox`: events written in the same transaction as the change that caused them; the relay
+publishes them and marks them sent after the broker confirmed. `inbox`: one row per event a
+consumer has applied, written in the effect's transaction, so a redelivery does nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, text
+
+metadata = MetaData()
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+_id_type = BigInteger().with_variant(Integer(), "sqlite")
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _id_type, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("routing_key", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("correlation_id", String(100)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+)
+# The relay only ever looks for unsent rows; keep that index small.
+Index(
+    "ix_outbox_unsent",
+    outbox.c.id,
+    postgresql_where=outbox.c.published_at.is_(None),
+    sqlite_where=outbox.c.published_at.is_(None),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("consumer", String(100), primary_key=True),
+    Column("event_type", String(200), nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def create_tables(op) -> None:
+    """Called from each service's first Alembic migration."""
+    metadata.create_all(bind=op.get_bind(), checkfirst=False)
+
+
+def drop_tables(op) -> None:
+    metadata.drop_all(bind=op.get_bind(), checkfirst=False)

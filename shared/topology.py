@@ -1,0 +1,144 @@
+"""RabbitMQ names and their declaration, derived from the event catalogue.
+
+- `cc.events`: durable topic exchange for all domain events (routing key = event type); what
+  no queue is bound for goes to its alternate exchange `cc.unrouted`, so `mandatory`
+  publishing never loses an event nobody listens to yet.
+- one durable quorum queue per consuming service, `<consumer>.events`, bound to the types the
+  catalogue lists for it, dead-lettering into `cc.dead-letters` and from there into
+  `<consumer>.events.dlq`; `x-delivery-limit` is the broker's backstop against a message that
+  crashes its consumer over and over.
+
+Every process declares the whole topology when it connects (declarations are idempotent), so
+a relay that starts before any consumer still publishes into queues that keep the events.
+The names carry `EVENTS_NAMESPACE` as a prefix so test runs are isolated from each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.events import catalogue
+
+# The broker gives up on a message after this many deliveries even if no consumer could
+# record the failure (e.g. it crashed each time); the consumer's own limit is lower.
+BROKER_DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str = ""
+
+    def name(self, base: str) -> str:
+        return f"{self.namespace}{base}"
+
+    @property
+    def events_exchange(self) -> str:
+        return self.name("cc.events")
+
+    @property
+    def unrouted_exchange(self) -> str:
+        return self.name("cc.unrouted")
+
+    @property
+    def unrouted_queue(self) -> str:
+        return self.name("cc.unrouted")
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return self.name("cc.dead-letters")
+
+    def queue(self, consumer: str) -> str:
+        return self.name(f"{consumer}.events")
+
+    def dead_letter_queue(self, consumer: str) -> str:
+        return self.queue(consumer) + ".dlq"
+
+    def consumers(self) -> dict[str, list[str]]:
+        """consumer -> the routing keys its queue is bound to."""
+        bindings: dict[str, list[str]] = {}
+        for name, event in catalogue().items():
+            for consumer in event.consumers:
+                bindings.setdefault(consumer, []).append(name)
+        return {consumer: sorted(keys) for consumer, keys in sorted(bindings.items())}
+
+    def queue_arguments(self, consumer: str) -> dict:
+        return {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": self.dead_letter_exchange,
+            "x-dead-letter-routing-key": self.queue(consumer),
+            "x-delivery-limit": BROKER_DELIVERY_LIMIT,
+        }
+
+    def declare(self, channel) -> None:
+        channel.exchange_declare(self.unrouted_exchange, "fanout", durable=True)
+        channel.queue_declare(self.unrouted_queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(self.unrouted_queue, self.unrouted_exchange)
+        channel.exchange_declare(
+            self.events_exchange,
+            "topic",
+            durable=True,
+            arguments={"alternate-exchange": self.unrouted_exchange},
+        )
+        channel.exchange_declare(self.dead_letter_exchange, "direct", durable=True)
+        for consumer, routing_keys in self.consumers().items():
+            queue = self.queue(consumer)
+            channel.queue_declare(queue, durable=True, arguments=self.queue_arguments(consumer))
+            for key in routing_keys:
+                channel.queue_bind(queue, self.events_exchange, routing_key=key)
+            dlq = self.dead_letter_queue(consumer)
+            channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
+            channel.queue_bind(dlq, self.dead_letter_exchange, routing_key=queue)
+
+    def delete(self, channel) -> None:
+        """Remove everything `declare` made (tests clean up their namespace with it)."""
+        for consumer in self.consumers():
+            channel.queue_delete(self.queue(consumer))
+            channel.queue_delete(self.dead_letter_queue(consumer))
+        channel.queue_delete(self.unrouted_queue)
+        for exchange in (self.events_exchange, self.unrouted_exchange, self.dead_letter_exchange):
+            channel.exchange_delete(exchange)
+
+    def definitions(self) -> dict:
+        """The same topology as a RabbitMQ definitions document (for compose's broker)."""
+        vhost = "/"
+        exchanges = [
+            _exchange(self.unrouted_exchange, "fanout", {}),
+            _exchange(self.events_exchange, "topic", {"alternate-exchange": self.unrouted_exchange}),
+            _exchange(self.dead_letter_exchange, "direct", {}),
+        ]
+        queues = [_queue(self.unrouted_queue, {"x-queue-type": "quorum"})]
+        bindings = [_binding(self.unrouted_exchange, self.unrouted_queue, "")]
+        for consumer, routing_keys in self.consumers().items():
+            queue = self.queue(consumer)
+            queues.append(_queue(queue, self.queue_arguments(consumer)))
+            bindings += [_binding(self.events_exchange, queue, key) for key in routing_keys]
+            dlq = self.dead_letter_queue(consumer)
+            queues.append(_queue(dlq, {"x-queue-type": "quorum"}))
+            bindings.append(_binding(self.dead_letter_exchange, dlq, queue))
+        for item in exchanges + queues + bindings:
+            item["vhost"] = vhost
+        return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
+
+
+def _exchange(name: str, kind: str, arguments: dict) -> dict:
+    return {"name": name, "type": kind, "durable": True, "auto_delete": False, "internal": False, "arguments": arguments}
+
+
+def _queue(name: str, arguments: dict) -> dict:
+    return {"name": name, "durable": True, "auto_delete": False, "arguments": arguments}
+
+
+def _binding(source: str, destination: str, routing_key: str) -> dict:
+    return {
+        "source": source,
+        "destination": destination,
+        "destination_type": "queue",
+        "routing_key": routing_key,
+        "arguments": {},
+    }
+
+
+if __name__ == "__main__":  # python -m shared.topology > deploy/rabbitmq/definitions.json
+    import json
+
+    print(json.dumps(Topology().definitions(), indent=2))

@@ -1,0 +1,159 @@
+"""The Flask base every service is built on.
+
+`service_app(settings, ...)` gives a Flask app with: the service's settings and database
+on `app.extensions`, a flask-smorest `Api` (OpenAPI at `/openapi.json`, docs at `/docs`),
+problem+json for every error, JSON-only request bodies (415 otherwise, 413 past
+`MAX_CONTENT_LENGTH`), a correlation id per request (from `X-Correlation-ID` or new),
+`/healthz` (alive) and `/readyz` (database and broker reachable), and no-store caching on
+API answers. Services add their blueprints and nothing else of this kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, g, jsonify, request
+from flask_smorest import Api
+from sqlalchemy.exc import DBAPIError
+
+from shared import amqp, logs, problems
+from shared.config import Settings
+from shared.db import Database
+from shared.problems import Problem
+
+log = logging.getLogger(__name__)
+
+CORRELATION_HEADER = "X-Correlation-ID"
+READINESS_CACHE_SECONDS = 2.0
+
+
+def service_app(
+    settings: Settings, title: str, database: Database | None = None, needs_broker: bool = True
+) -> tuple[Flask, Api]:
+    settings.require_secret()
+    app = Flask(settings.service)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_REDOC_PATH="/docs",
+        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False
+    app.extensions["settings"] = settings
+    app.extensions["database"] = database or Database(settings.database_url)
+    api = Api(app)
+    problems.register(app)
+    _register_database_outage(app)
+    _register_request_hooks(app)
+    _register_health(app, settings, needs_broker)
+    return app, api
+
+
+def database() -> Database:
+    from flask import current_app
+
+    return current_app.extensions["database"]
+
+
+def settings() -> Settings:
+    from flask import current_app
+
+    return current_app.extensions["settings"]
+
+
+def accepts_raw_body(view):
+    """Mark a view that takes a non-JSON body (an uploaded file)."""
+    view.accepts_raw_body = True
+    return view
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        logs.correlation_id.set(request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()))
+        if request.method in ("POST", "PUT", "PATCH") and _has_body():
+            view = app.view_functions.get(request.endpoint)
+            raw_ok = getattr(getattr(view, "view_class", view), "accepts_raw_body", False) or getattr(
+                view, "accepts_raw_body", False
+            )
+            if not raw_ok and request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+                raise Problem(415, "unsupported-media-type", "Unsupported media type", "Send the body as application/json.")
+
+    @app.after_request
+    def _finish(response):
+        response.headers[CORRELATION_HEADER] = logs.current_correlation_id()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+            extra={"status": response.status_code, "path": request.path, "method": request.method},
+        )
+        return response
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or request.headers.get("Transfer-Encoding") == "chunked"
+
+
+def _register_database_outage(app: Flask) -> None:
+    @app.errorhandler(DBAPIError)
+    def _database_error(error: DBAPIError):
+        if _reachable(app.extensions["database"]):
+            app.logger.exception("database error")
+            return problems.problem_response(Problem(500, "internal-error", "Internal error", "Something went wrong on our side."))
+        return problems.problem_response(
+            Problem(
+                503,
+                "service-unavailable",
+                "Temporarily unavailable",
+                "Our database is unavailable; nothing was changed. Try again shortly.",
+                headers={"Retry-After": "5"},
+            )
+        )
+
+
+def _reachable(db: Database) -> bool:
+    try:
+        db.ping()
+        return True
+    except Exception:
+        return False
+
+
+def _register_health(app: Flask, settings: Settings, needs_broker: bool) -> None:
+    state = {"checked": 0.0, "broker": False}
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", service=settings.service)
+
+    @app.get("/readyz")
+    def readyz():
+        checks = {"database": _reachable(app.extensions["database"])}
+        if needs_broker:
+            # A broker handshake per probe is costly; remember the answer for a moment.
+            if time.monotonic() - state["checked"] > READINESS_CACHE_SECONDS:
+                state["broker"] = amqp.broker_reachable(settings.amqp_url)
+                state["checked"] = time.monotonic()
+            checks["broker"] = state["broker"]
+        ready = all(checks.values())
+        body = {"status": "ready" if ready else "not ready", "service": settings.service, "checks": checks}
+        if ready:
+            return jsonify(body)
+        response = jsonify(body)
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
