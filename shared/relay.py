@@ -151,6 +151,7 @@ class OutboxRelay:
         log.info("relay for %s started", self.settings.service)
         while not self.stopping.is_set():
             try:
+                self._open_channel()  # declares the topology at once, even with nothing to send
                 while self.publish_pending() and not self.stopping.is_set():
                     pass
                 backoff.reset()

@@ -52,8 +52,8 @@ class Customers(MethodView):
                 409,
                 "customer-exists",
                 "Customer exists",
-                f"Company ID {exists.customer.company_id} already belongs to customer {exists.customer.customer_number}.",
-                customer_number=exists.customer.customer_number,
+                f"Company ID {exists.company_id} already belongs to customer {exists.customer_number}.",
+                customer_number=exists.customer_number,
             ) from None
 
 

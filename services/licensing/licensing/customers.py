@@ -13,7 +13,9 @@ from shared.outbox import add_event
 class CustomerExists(Exception):
     def __init__(self, customer: Customer):
         super().__init__(f"a customer with company ID {customer.company_id} exists")
-        self.customer = customer
+        # Plain values: the session that loaded the customer is rolled back when this propagates.
+        self.company_id = customer.company_id
+        self.customer_number = customer.customer_number
 
 
 def create_customer(session: Session, company_id: str, company_name: str, billing_address: dict | None) -> Customer:

@@ -1,0 +1,81 @@
+"""The gateway in front of a service that is down or hangs: a 503 problem within its timeout."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from gateway.app import create_app
+from ops.suite import free_port
+from shared import migrations
+
+
+@pytest.fixture
+def hanging_service():
+    """Accepts connections and never answers, like a service stuck on a lock."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+@pytest.fixture
+def gateway_for(settings_for, tmp_path):
+    def make(**service_urls):
+        base = settings_for("gateway", f"sqlite:///{tmp_path / 'gateway.db'}", upstream_timeout=1.0)
+        urls = {**base.service_urls, **service_urls}
+        settings = settings_for("gateway", base.database_url, upstream_timeout=1.0, service_urls=urls)
+        migrations.upgrade("gateway", settings.database_url)
+        return create_app(settings).test_client()
+
+    return make
+
+
+def test_a_hanging_service_gives_503_within_the_timeout(gateway_for, hanging_service):
+    client = gateway_for(forum=hanging_service)
+    started = time.monotonic()
+    response = client.get("/api/v1/forum/categories")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    assert 0.9 < elapsed < 2.5
+
+
+def test_a_refused_connection_gives_503_at_once(gateway_for):
+    client = gateway_for(licensing=f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    response = client.post("/api/v1/admin/customers", json={})
+    assert response.status_code == 503 and response.get_json()["service"] == "licensing"
+    assert time.monotonic() - started < 1.0
+
+
+def test_sign_in_while_identity_is_down_is_503_not_401(gateway_for):
+    client = gateway_for(identity=f"http://127.0.0.1:{free_port()}")
+    response = client.post("/api/v1/sessions", json={"email": "a@example.com", "password": "whatever-password"})
+    assert response.status_code == 503
+
+
+def test_paths_no_service_owns_are_404(gateway_for):
+    response = gateway_for().get("/api/v1/definitely-not-routed")
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"

@@ -1,0 +1,101 @@
+"""Helpers the tests share: waiting for a condition, running a relay or consumer in a thread,
+stopping the real broker, reading a queue."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import pika
+import pytest
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20, interval: float = 0.02, message: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+class Background:
+    """Runs an OutboxRelay or EventConsumer (anything with run_forever/stop) in a thread."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.thread = threading.Thread(target=worker.run_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc):
+        self.worker.stop()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), f"{self.worker} did not stop"
+
+
+class BrokerControl:
+    """Stops and starts the real RabbitMQ node (its application, as an outage would)."""
+
+    def __init__(self, amqp_url: str):
+        host = urlsplit(amqp_url).hostname
+        if shutil.which("rabbitmqctl") is None or host not in ("localhost", "127.0.0.1"):
+            pytest.skip("needs rabbitmqctl for the local broker to stop it")
+        self.stopped = False
+
+    def stop(self) -> None:
+        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+        self.stopped = True
+
+    def start(self) -> None:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+        self.stopped = False
+
+
+def publish_raw(amqp_url: str, exchange: str, routing_key: str, body: bytes, message_id: str | None = None) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish(
+        exchange,
+        routing_key,
+        body,
+        pika.BasicProperties(message_id=message_id, delivery_mode=2, content_type="application/json"),
+        mandatory=True,
+    )
+    connection.close()
+
+
+def drain(amqp_url: str, queue: str) -> list[tuple[dict, bytes]]:
+    """Take every message off a queue: [(headers, body)]."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        messages.append((properties.headers or {}, body))
+    connection.close()
+    return messages
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    depth = connection.channel().queue_declare(queue, passive=True).method.message_count
+    connection.close()
+    return depth
+
+
+def envelope_json(envelope: dict) -> bytes:
+    return json.dumps(envelope, default=str).encode()
