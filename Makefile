@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-test.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m shared.devrun
+	$(BIN)/python -m ops.run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -40,6 +40,7 @@ format: $(STAMP)
 
 # The broker definitions compose loads, generated from the event catalogue.
 definitions: $(STAMP)
+	mkdir -p deploy/rabbitmq
 	$(BIN)/python -m shared.topology > deploy/rabbitmq/definitions.json
 
 clean:

@@ -17,6 +17,9 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# gunicorn's control socket sits at one path per user: several of our components on one
+# machine would fight over it, and nothing of ours uses it.
+control_socket_disable = True
 
 
 def post_fork(server, worker):

@@ -160,5 +160,3 @@ def _prefix_lines(name: str, stream) -> None:
     for raw in iter(stream.readline, b""):
         sys.stdout.write(f"{name:>22} | {raw.decode(errors='replace')}")
         sys.stdout.flush()
-
-

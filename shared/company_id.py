@@ -12,7 +12,7 @@ from marshmallow import ValidationError, fields
 def is_valid(value: str) -> bool:
     if len(value) != 8 or not value.isascii() or not value.isdigit():
         return False
-    total = sum(int(digit) * weight for digit, weight in zip(value[:7], range(8, 1, -1)))
+    total = sum(int(digit) * weight for digit, weight in zip(value[:7], range(8, 1, -1), strict=True))
     return int(value[7]) == (11 - total % 11) % 10
 
 

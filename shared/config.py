@@ -62,7 +62,7 @@ class Settings:
     session_absolute_timeout: int = 12 * 3600
 
     @classmethod
-    def from_env(cls, service: str, **overrides) -> "Settings":
+    def from_env(cls, service: str, **overrides) -> Settings:
         env = os.environ
         settings = cls(
             service=service,

@@ -22,7 +22,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
@@ -85,7 +85,7 @@ class EventConsumer:
                                 event_id=event.id,
                                 consumer=self.name,
                                 event_type=event.type,
-                                processed_at=datetime.now(timezone.utc),
+                                processed_at=datetime.now(UTC),
                             )
                         )
                 except IntegrityError:
@@ -138,7 +138,7 @@ class EventConsumer:
                 "x-failure-reason": reason[:1000],
                 "x-failed-consumer": self.name,
                 "x-original-routing-key": method.routing_key,
-                "x-failed-at": datetime.now(timezone.utc).isoformat(),
+                "x-failed-at": datetime.now(UTC).isoformat(),
             }
         )
         channel.basic_publish(

@@ -13,7 +13,7 @@ import functools
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -104,7 +104,7 @@ def new_envelope(type_: str, data: dict[str, Any], producer: str, correlation_id
         "id": str(uuid.uuid4()),
         "type": type_,
         "version": spec.version,
-        "occurred_at": datetime.now(timezone.utc).isoformat(),
+        "occurred_at": datetime.now(UTC).isoformat(),
         "producer": producer,
         "correlation_id": correlation_id,
         "data": data,

@@ -8,7 +8,7 @@ commit. On PostgreSQL it also queues a NOTIFY, delivered at commit, that wakes t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -30,7 +30,7 @@ def add_event(session: Session, type_: str, data: dict[str, Any], *, producer: s
             routing_key=type_,
             body=json.dumps(envelope, ensure_ascii=False, default=str),
             correlation_id=envelope["correlation_id"],
-            created_at=datetime.now(timezone.utc),
+            created_at=datetime.now(UTC),
         )
     )
     if session.get_bind().dialect.name == "postgresql":

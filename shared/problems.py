@@ -114,7 +114,9 @@ def _from_http_exception(error: HTTPException) -> Problem:
             else:
                 flat.setdefault("_body", location_messages)
         if status == 400 or any(e["message"].startswith("Invalid JSON") for e in field_errors(flat)):
-            return Problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.", headers=headers)
+            return Problem(
+                400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.", headers=headers
+            )
         return Problem(
             422,
             "validation-failed",

@@ -16,12 +16,13 @@ import select
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
 import psycopg
-from sqlalchemy import exists, select as sql_select, update
+from sqlalchemy import exists, update
+from sqlalchemy import select as sql_select
 
 from shared import amqp, logs
 from shared.config import Settings
@@ -111,7 +112,7 @@ class OutboxRelay:
     def _mark_published(self, connection, ids: list[int]) -> None:
         if ids:
             connection.execute(
-                update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(timezone.utc))
+                update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC))
             )
 
     def _mark_failed(self, connection, row_id: int, error: str) -> None:

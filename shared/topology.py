@@ -121,7 +121,14 @@ class Topology:
 
 
 def _exchange(name: str, kind: str, arguments: dict) -> dict:
-    return {"name": name, "type": kind, "durable": True, "auto_delete": False, "internal": False, "arguments": arguments}
+    return {
+        "name": name,
+        "type": kind,
+        "durable": True,
+        "auto_delete": False,
+        "internal": False,
+        "arguments": arguments,
+    }
 
 
 def _queue(name: str, arguments: dict) -> dict:

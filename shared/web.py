@@ -85,7 +85,9 @@ def _register_request_hooks(app: Flask) -> None:
                 view, "accepts_raw_body", False
             )
             if not raw_ok and request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
-                raise Problem(415, "unsupported-media-type", "Unsupported media type", "Send the body as application/json.")
+                raise Problem(
+                    415, "unsupported-media-type", "Unsupported media type", "Send the body as application/json."
+                )
 
     @app.after_request
     def _finish(response):
@@ -113,7 +115,9 @@ def _register_database_outage(app: Flask) -> None:
     def _database_error(error: DBAPIError):
         if _reachable(app.extensions["database"]):
             app.logger.exception("database error")
-            return problems.problem_response(Problem(500, "internal-error", "Internal error", "Something went wrong on our side."))
+            return problems.problem_response(
+                Problem(500, "internal-error", "Internal error", "Something went wrong on our side.")
+            )
         return problems.problem_response(
             Problem(
                 503,

@@ -25,7 +25,10 @@ def events_written_in_code() -> set[tuple[str, str]]:
     for service, folder in SERVICE_SOURCES.items():
         for path in folder.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "add_event":
+                if (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "id", getattr(node.func, "attr", None)) == "add_event"
+                ):
                     type_ = node.args[1]
                     producer = next(k.value for k in node.keywords if k.arg == "producer")
                     assert isinstance(type_, ast.Constant) and isinstance(producer, ast.Constant), (

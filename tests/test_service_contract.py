@@ -54,10 +54,6 @@ def test_unknown_path_is_a_problem(client):
     assert_problem(client.get("/api/v1/no-such-thing/really"), 404)
 
 
-def test_wrong_method_is_a_problem(client):
-    assert_problem(client.delete("/healthz"), 405)
-
-
 # One state-changing endpoint per component that takes a JSON body.
 WRITES = {
     "identity": "/internal/v1/credentials/verify",
@@ -74,13 +70,21 @@ def authorised(component: str) -> dict[str, str]:
     return {auth.HEADER: auth.issue(TEST_SECRET, component, principal)}
 
 
+def test_wrong_method_is_a_problem(client):
+    assert_problem(client.open(WRITES[client.component], method="TRACE"), 405)
+
+
 def test_wrong_content_type_is_415(client):
-    response = client.post(WRITES[client.component], data="a=b", content_type="text/plain", headers=authorised(client.component))
+    response = client.post(
+        WRITES[client.component], data="a=b", content_type="text/plain", headers=authorised(client.component)
+    )
     assert_problem(response, 415)
 
 
 def test_broken_json_is_400(client):
-    response = client.post(WRITES[client.component], data="{broken", content_type="application/json", headers=authorised(client.component))
+    response = client.post(
+        WRITES[client.component], data="{broken", content_type="application/json", headers=authorised(client.component)
+    )
     assert_problem(response, 400)
 
 
@@ -93,7 +97,9 @@ def test_schema_violation_is_422_with_field_errors(client):
 
 def test_oversized_body_is_413(client):
     response = client.post(
-        WRITES[client.component], data=b'{"x": "' + b"a" * 100_000 + b'"}', content_type="application/json",
+        WRITES[client.component],
+        data=b'{"x": "' + b"a" * 100_000 + b'"}',
+        content_type="application/json",
         headers=authorised(client.component),
     )
     assert_problem(response, 413)
@@ -150,7 +156,11 @@ def test_staff_routes_refuse_a_signed_in_customer(service_client):
     if service_client.component == "identity":
         path = "/api/v1/admin/customer-profiles/100001"
     else:
-        path = {"licensing": READS["licensing"], "distribution": "/api/v1/admin/news", "forum": "/api/v1/admin/forum/categories"}[service_client.component]
+        path = {
+            "licensing": READS["licensing"],
+            "distribution": "/api/v1/admin/news",
+            "forum": "/api/v1/admin/forum/categories",
+        }[service_client.component]
     token = auth.issue(TEST_SECRET, service_client.component, Principal("u-2", staff=False))
     method = service_client.get if service_client.component in ("identity", "licensing") else service_client.post
     kwargs = {} if method is service_client.get else {"json": {}}

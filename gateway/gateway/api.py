@@ -7,8 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from gateway.models import Session
 from gateway.routes import PASS_AUTHORIZATION, service_for
-from gateway.sessions import COOKIE, SessionStore, csrf_ok, expires_in
+from gateway.sessions import COOKIE, Caller, SessionStore, csrf_ok, expires_in
 from gateway.upstream import Upstream
 from shared.problems import Problem
 from shared.web import accepts_raw_body
@@ -68,21 +69,43 @@ def _generic_sign_in_failure() -> Problem:
     return Problem(401, "invalid-credentials", "Sign-in failed", "The e-mail or password is not right.")
 
 
+def sign_in(credentials: dict) -> tuple[str, Session]:
+    """Check e-mail and password with identity and open a session: the API and the portal's
+    sign-in form both call this. Raises a `Problem` (401, 429 or 503) when it cannot."""
+    answer = upstream().call("identity", "POST", "/internal/v1/credentials/verify", credentials)
+    if answer.status == 429:
+        raise Problem(
+            429,
+            "too-many-requests",
+            "Too many attempts",
+            "Wait a while before trying again.",
+            headers={"Retry-After": answer.headers.get("Retry-After", "60")},
+        )
+    if answer.status != 200:
+        if answer.status >= 500:
+            raise Problem(
+                503,
+                "service-unavailable",
+                "Temporarily unavailable",
+                "Sign-in is not available right now.",
+                headers={"Retry-After": "5"},
+            )
+        raise _generic_sign_in_failure()
+    return store().open(answer.json())
+
+
+def sign_out(caller: Caller, response: Response) -> None:
+    """End the caller's session and drop the browser's cookie (API and portal alike)."""
+    store().close(caller.session.id)
+    response.delete_cookie(COOKIE, path="/")
+
+
 @sessions.route("/sessions")
 class Sessions(MethodView):
     @sessions.arguments(SignInSchema)
     @sessions.response(201, SessionSchema)
     def post(self, credentials):
-        answer = upstream().call("identity", "POST", "/internal/v1/credentials/verify", credentials)
-        if answer.status == 429:
-            raise Problem(429, "too-many-requests", "Too many attempts", "Wait a while before trying again.",
-                          headers={"Retry-After": answer.headers.get("Retry-After", "60")})
-        if answer.status != 200:
-            if answer.status >= 500:
-                raise Problem(503, "service-unavailable", "Temporarily unavailable", "Sign-in is not available right now.",
-                              headers={"Retry-After": "5"})
-            raise _generic_sign_in_failure()
-        token, session = store().open(answer.json())
+        token, session = sign_in(credentials)
         response = current_app.json.response(
             {"token": token, "expires_at": session.expires_at.isoformat(), "csrf_token": session.csrf_token}
         )
@@ -100,9 +123,8 @@ class CurrentSession(MethodView):
             raise Problem(401, "unauthenticated", "Sign-in required", "There is no session to end.")
         if not csrf_ok(caller, request):
             raise Problem(403, "csrf-failed", "Forbidden", "The CSRF token is missing or wrong.")
-        store().close(caller.session.id)
         response = Response(status=204)
-        response.delete_cookie(COOKIE, path="/")
+        sign_out(caller, response)
         return response
 
 
@@ -156,4 +178,6 @@ def forward(_rest: str):
         finally:
             answer.release_conn()
 
-    return Response(stream_with_context(chunks()), status=answer.status, headers=response_headers, direct_passthrough=True)
+    return Response(
+        stream_with_context(chunks()), status=answer.status, headers=response_headers, direct_passthrough=True
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from gateway import api
+from gateway import api, portal
 from gateway.sessions import SessionStore
 from gateway.upstream import Upstream
 from shared.config import Settings
@@ -20,4 +20,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["upstream"] = Upstream(settings)
     openapi.register_blueprint(api.sessions)
     app.register_blueprint(api.forwarding)
+    app.register_blueprint(portal.portal)
+    portal.i18n.init_app(app)
     return app

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Request
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from gateway.models import Session
 from shared.auth import Principal
@@ -24,6 +24,10 @@ CSRF_FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Writing last_seen_at on every request would turn reads into writes; this much is precise enough.
 TOUCH_EVERY = timedelta(seconds=60)
+# Every forwarded request looks its session up: one plain SELECT on the unique token hash,
+# without the ORM's unit of work (it was a fifth of the gateway's CPU per request).
+_SESSIONS = Session.__table__
+_FIND = select(_SESSIONS).where(_SESSIONS.c.token_hash == bindparam("token_hash"))
 
 
 def token_hash(token: str) -> str:
@@ -67,17 +71,23 @@ class SessionStore:
         return token, session
 
     def find(self, token: str) -> Session | None:
+        """The live session for this token, or None. Read fresh from the database on every
+        call (no cache), so a sign-out in any worker takes effect on the next request."""
         now = utc_now()
-        with self.database.unit_of_work() as db:
-            session = db.scalars(select(Session).where(Session.token_hash == token_hash(token))).one_or_none()
-            if session is None:
-                return None
-            if as_utc(session.expires_at) <= now or as_utc(session.last_seen_at) + self.idle <= now:
-                db.delete(session)
-                return None
-            if now - as_utc(session.last_seen_at) > TOUCH_EVERY:
-                db.execute(update(Session).where(Session.id == session.id).values(last_seen_at=now))
-            return session
+        with self.database.engine.connect() as connection:
+            row = connection.execute(_FIND, {"token_hash": token_hash(token)}).first()
+        if row is None:
+            return None
+        session = Session(**row._mapping)
+        last_seen = as_utc(session.last_seen_at)
+        if as_utc(session.expires_at) <= now or last_seen + self.idle <= now:
+            with self.database.engine.begin() as connection:
+                connection.execute(delete(Session).where(Session.id == session.id))
+            return None
+        if now - last_seen > TOUCH_EVERY:
+            with self.database.engine.begin() as connection:
+                connection.execute(update(Session).where(Session.id == session.id).values(last_seen_at=now))
+        return session
 
     def close(self, session_id: str) -> None:
         with self.database.unit_of_work() as db:
@@ -99,7 +109,11 @@ def csrf_ok(caller: Caller, request: Request) -> bool:
     """A cookie-borne session may only change state with its CSRF token (header or form field)."""
     if not caller.via_cookie or request.method in SAFE_METHODS:
         return True
-    sent = request.headers.get(CSRF_HEADER) or (request.form.get(CSRF_FORM_FIELD) if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") else None)
+    sent = request.headers.get(CSRF_HEADER) or (
+        request.form.get(CSRF_FORM_FIELD)
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+        else None
+    )
     return bool(sent) and hmac.compare_digest(sent, caller.session.csrf_token)
 
 

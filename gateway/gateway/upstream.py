@@ -79,5 +79,9 @@ class Upstream:
         import json
 
         body = None if json_body is None else json.dumps(json_body).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"} if body is not None else {"Accept": "application/json"}
+        headers = (
+            {"Content-Type": "application/json", "Accept": "application/json"}
+            if body is not None
+            else {"Accept": "application/json"}
+        )
         return self.request(service, method, path, body=body, headers=headers, principal=principal, **kw)

@@ -37,7 +37,9 @@ def test_a_customer_created_in_licensing_reaches_identity_and_distribution(gatew
     url = make_url(suite.env["DISTRIBUTION_DATABASE_URL"]).set(drivername="postgresql")
     with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
         wait_until(
-            lambda: connection.execute("SELECT company_name FROM customers WHERE customer_number = %s", (number,)).fetchone(),
+            lambda: connection.execute(
+                "SELECT company_name FROM customers WHERE customer_number = %s", (number,)
+            ).fetchone(),
             message="the customer in distribution",
         )
     # the correlation id travelled with the event
@@ -62,8 +64,12 @@ def test_admin_routes_need_staff_and_reject_a_bad_company_id(gateway, staff):
 
 
 def test_sign_in_failures_get_one_generic_answer(gateway):
-    wrong_password = requests.post(f"{gateway}/api/v1/sessions", json={**STAFF, "password": "wrong-password"}, timeout=10)
-    unknown = requests.post(f"{gateway}/api/v1/sessions", json={"email": "nobody@example.com", "password": "x" * 12}, timeout=10)
+    wrong_password = requests.post(
+        f"{gateway}/api/v1/sessions", json={**STAFF, "password": "wrong-password"}, timeout=10
+    )
+    unknown = requests.post(
+        f"{gateway}/api/v1/sessions", json={"email": "nobody@example.com", "password": "x" * 12}, timeout=10
+    )
     assert wrong_password.status_code == unknown.status_code == 401
     assert wrong_password.json() == unknown.json()
 
@@ -77,7 +83,9 @@ def test_sign_out_ends_the_session_at_once_and_cookies_need_csrf(gateway):
     browser = requests.Session()
     signed_in = browser.post(f"{gateway}/api/v1/sessions", json=STAFF, timeout=10)
     cookie = signed_in.cookies.get("cc_session")
-    assert cookie and "HttpOnly" in signed_in.headers["Set-Cookie"] and "SameSite=Lax" in signed_in.headers["Set-Cookie"]
+    assert (
+        cookie and "HttpOnly" in signed_in.headers["Set-Cookie"] and "SameSite=Lax" in signed_in.headers["Set-Cookie"]
+    )
     assert browser.get(f"{gateway}/api/v1/me", timeout=10).json()["staff"] is True
     # A state-changing request with the cookie but without the CSRF token is refused.
     assert browser.delete(f"{gateway}/api/v1/sessions/current", timeout=10).status_code == 403
@@ -87,7 +95,9 @@ def test_sign_out_ends_the_session_at_once_and_cookies_need_csrf(gateway):
     assert ended.status_code == 204
     after = requests.get(f"{gateway}/api/v1/me", cookies={"cc_session": cookie}, timeout=10)
     assert after.status_code == 401
-    bearer = requests.get(f"{gateway}/api/v1/me", headers={"Authorization": f"Bearer {signed_in.json()['token']}"}, timeout=10)
+    bearer = requests.get(
+        f"{gateway}/api/v1/me", headers={"Authorization": f"Bearer {signed_in.json()['token']}"}, timeout=10
+    )
     assert bearer.status_code == 401
 
 

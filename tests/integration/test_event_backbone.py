@@ -8,11 +8,11 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy import func, select
-
 from identity.handlers import HANDLERS as IDENTITY_HANDLERS
 from identity.models import CustomerProfile
 from licensing.customers import create_customer
+from sqlalchemy import func, select
+
 from shared import migrations
 from shared.consumer import EventConsumer
 from shared.db import Database
@@ -52,7 +52,9 @@ def relay(settings_for, licensing_db):
 
 @pytest.fixture
 def identity_consumer(settings_for, identity_db):
-    return EventConsumer(settings_for("identity", identity_db.url, max_delivery_attempts=3), IDENTITY_HANDLERS, identity_db)
+    return EventConsumer(
+        settings_for("identity", identity_db.url, max_delivery_attempts=3), IDENTITY_HANDLERS, identity_db
+    )
 
 
 def sell(licensing_db: Database, company_id: str, name: str = "Účetní kancelář s.r.o.") -> str:
@@ -114,7 +116,9 @@ def test_a_duplicate_delivery_has_no_second_effect(amqp_url, namespace, settings
         applied.append(event.id)
         IDENTITY_HANDLERS["licensing.customer.created"](session, event)
 
-    consumer = EventConsumer(settings_for("identity", identity_db.url), {"licensing.customer.created": count}, identity_db)
+    consumer = EventConsumer(
+        settings_for("identity", identity_db.url), {"licensing.customer.created": count}, identity_db
+    )
     envelope = new_envelope(
         "licensing.customer.created",
         {"customer_number": "100777", "company_id": COMPANY_IDS[2], "company_name": "Dvakrát a.s."},
@@ -225,7 +229,7 @@ def test_two_relays_on_postgres_publish_each_event_once(amqp_url, namespace, set
 def _company_id(seed: int) -> str:
     """A valid company ID made from a number (the check digit computed as the rule says)."""
     stem = f"{1000000 + seed:07d}"
-    total = sum(int(d) * w for d, w in zip(stem, range(8, 1, -1)))
+    total = sum(int(d) * w for d, w in zip(stem, range(8, 1, -1), strict=True))
     check = (11 - total % 11) % 10
     return stem + str(check)
 

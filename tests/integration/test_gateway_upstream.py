@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-
 from gateway.app import create_app
+
 from ops.suite import free_port
 from shared import migrations
 

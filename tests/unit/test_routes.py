@@ -1,7 +1,6 @@
 """Every path of the public contract (api.md) reaches the service that owns its data."""
 
 import pytest
-
 from gateway.routes import PASS_AUTHORIZATION, service_for
 
 CONTRACT = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate, validates_schema, ValidationError
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
 from distribution.models import NEWS_KINDS, NewsItem
@@ -43,7 +43,10 @@ class News(MethodView):
     def get(self):
         with database().unit_of_work() as session:
             items = session.scalars(
-                select(NewsItem).where(NewsItem.published_at <= utc_now()).order_by(NewsItem.published_at.desc()).limit(50)
+                select(NewsItem)
+                .where(NewsItem.published_at <= utc_now())
+                .order_by(NewsItem.published_at.desc())
+                .limit(50)
             ).all()
             return {"items": items, "next": None}
 

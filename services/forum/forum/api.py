@@ -49,4 +49,6 @@ class AdminCategories(MethodView):
                 session.flush()
                 return category
         except IntegrityError:
-            raise Problem(409, "category-exists", "Category exists", f"A category named {body['name']} exists.") from None
+            raise Problem(
+                409, "category-exists", "Category exists", f"A category named {body['name']} exists."
+            ) from None

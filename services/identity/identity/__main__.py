@@ -1,9 +1,9 @@
 """`python -m identity <command>`: the operator's commands for this service.
 
-  migrate        apply the database migrations, then create the staff account from
-                 STAFF_EMAIL/STAFF_PASSWORD if those are set (run before every start)
-  create-staff   create or reset a vendor staff account: --email, --name; the password
-                 is read from STAFF_PASSWORD or asked for
+migrate        apply the database migrations, then create the staff account from
+               STAFF_EMAIL/STAFF_PASSWORD if those are set (run before every start)
+create-staff   create or reset a vendor staff account: --email, --name; the password
+               is read from STAFF_PASSWORD or asked for
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def ensure_staff(database: Database, email: str, password: str, name: str = "Ven
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m identity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m identity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate")
     staff = commands.add_parser("create-staff")

@@ -63,7 +63,9 @@ class CustomerByNumber(MethodView):
     @admin.response(200, CustomerSchema)
     def get(self, customer_number):
         with database().unit_of_work() as session:
-            customer = session.scalars(select(Customer).where(Customer.customer_number == customer_number)).one_or_none()
+            customer = session.scalars(
+                select(Customer).where(Customer.customer_number == customer_number)
+            ).one_or_none()
             if customer is None:
                 raise Problem(404, "not-found", "Not found", "No such customer.")
             return customer

@@ -1,4 +1,5 @@
 from forum.models import Base
+
 from shared.migrations import run_env
 
 run_env(Base.metadata)

@@ -1,4 +1,5 @@
 from licensing.models import Base
+
 from shared.migrations import run_env
 
 run_env(Base.metadata)

@@ -1,0 +1,187 @@
+"""The portal's pages and what every page gets: security headers, the language cookie, and
+errors as HTML pages in the chosen language (API paths keep problem+json)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+
+from gateway import api
+from gateway.portal import forms, i18n
+from gateway.sessions import CSRF_FORM_FIELD, Caller, csrf_ok
+from shared.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+from shared.problems import Problem
+from shared.web import accepts_raw_body, settings
+
+portal = Blueprint("portal", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
+
+# No inline scripts or styles anywhere: everything comes from our own /assets.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+    # Pages may greet a signed-in person by name: never keep them in a shared cache.
+    "Cache-Control": "no-store",
+}
+# Headers of an error answer that still mean something on its HTML page.
+KEPT_ERROR_HEADERS = ("Retry-After", "Allow")
+
+
+def caller() -> Caller | None:
+    """Who is signed in on this browser (looked up once per request)."""
+    if "portal_caller" not in g:
+        g.portal_caller = api.store().caller(request)
+    return g.portal_caller
+
+
+def page(template: str, status: int = 200, **context) -> Response:
+    response = Response(render_template(template, caller=caller(), **context), status=status, mimetype="text/html")
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+@portal.app_context_processor
+def _language_context() -> dict:
+    def language_url(language: str) -> str:
+        # Only our own routes: a link built from the raw path could point off-site ("//host").
+        if request.blueprint == "portal" and request.endpoint and request.endpoint != "portal.static":
+            return url_for(request.endpoint, **(request.view_args or {}), lang=language)
+        return url_for("portal.home", lang=language)
+
+    return {"current_language": str(get_locale() or i18n.DEFAULT_LANGUAGE), "language_url": language_url}
+
+
+@portal.get("/")
+def home():
+    return page("portal/home.html", active="home")
+
+
+@portal.get("/sign-in")
+def sign_in_form():
+    if caller() is not None:
+        return redirect(url_for("portal.home"), 303)
+    return _sign_in_page()
+
+
+@portal.post("/sign-in")
+@accepts_raw_body  # an HTML form, not JSON
+def sign_in():
+    email = request.form.get("email", "").strip()
+    if not forms.valid(request):
+        return _sign_in_page(_("The form has expired. Please try again."), 400, email)
+    try:
+        credentials = api.SignInSchema().load({"email": email, "password": request.form.get("password", "")})
+    except ValidationError:
+        return _sign_in_page(_("Enter your e-mail address and password."), 422, email)
+    try:
+        token, session = api.sign_in(credentials)
+    except Problem as problem:
+        return _sign_in_page(_sign_in_failure(problem.status), problem.status, email, problem.headers)
+    response = redirect(url_for("portal.home"), 303)
+    api.set_session_cookie(response, token, session.expires_at)
+    response.delete_cookie(forms.COOKIE, path=url_for("portal.sign_in"))
+    return response
+
+
+@portal.post("/sign-out")
+@accepts_raw_body
+def sign_out():
+    response = redirect(url_for("portal.home"), 303)
+    signed_in = caller()
+    # Signing out of a session that is gone already is fine; a forged request is not.
+    if signed_in is not None:
+        if not csrf_ok(signed_in, request):
+            return _error_page(403)
+        api.sign_out(signed_in, response)
+    return response
+
+
+def _sign_in_failure(status: int) -> str:
+    if status == 429:
+        return _("Too many attempts. Wait a while before trying again.")
+    if status >= 500:
+        return _("Signing in is not available right now. Try again in a moment.")
+    return _("The e-mail address or password is not right.")
+
+
+def _sign_in_page(error: str | None = None, status: int = 200, email: str = "", headers=None) -> Response:
+    token = forms.new_token()
+    response = page(
+        "portal/sign_in.html",
+        status,
+        active="sign_in",
+        error=error,
+        email=email,
+        form_token=token,
+        form_token_field=forms.FIELD,
+    )
+    for name in KEPT_ERROR_HEADERS:
+        if headers and name in headers:
+            response.headers[name] = headers[name]
+    forms.set_cookie(response, token, url_for("portal.sign_in"))
+    return response
+
+
+@portal.app_template_global()
+def session_csrf_field() -> str:
+    return CSRF_FORM_FIELD
+
+
+def _error_texts(status: int) -> tuple[str, str]:
+    """Title and explanation of an error page, in the page's language."""
+    if status == 403:
+        return _("Access denied"), _("You cannot do this here.")
+    if status == 404:
+        return _("Page not found"), _("The page you are looking for does not exist or has moved.")
+    if status == 405:
+        return _("Not allowed"), _("This page cannot be used this way.")
+    if status == 429:
+        return _("Too many requests"), _("Wait a while before trying again.")
+    if status == 503:
+        return _("Temporarily unavailable"), _(
+            "This part of the Customer Center is not available right now. Try again shortly."
+        )
+    if status >= 500:
+        return _("Something went wrong"), _("Something went wrong on our side. Try again shortly.")
+    return _("Something went wrong"), _("We could not handle your request.")
+
+
+def _error_page(status: int, original: Response | None = None) -> Response:
+    title, text = _error_texts(status)
+    try:
+        caller()
+    except Exception:  # the session store may be what failed; the error page must still show
+        g.portal_caller = None
+    response = page("portal/error.html", status, error_status=status, error_title=title, error_text=text)
+    for name in KEPT_ERROR_HEADERS:
+        if original is not None and name in original.headers:
+            response.headers[name] = original.headers[name]
+    return response
+
+
+@portal.after_app_request
+def _pages(response: Response) -> Response:
+    if request.path.startswith("/api/"):
+        return response
+    # The app answers every error as problem+json; a browser asking for a page gets a page.
+    if response.mimetype == PROBLEM_MEDIA_TYPE:
+        response = _error_page(response.status_code, response)
+    language = i18n.asked_language()
+    if language and request.cookies.get(i18n.COOKIE) != language:
+        response.set_cookie(
+            i18n.COOKIE,
+            language,
+            max_age=i18n.COOKIE_MAX_AGE,
+            samesite="Lax",
+            httponly=True,
+            secure=settings().public_url.startswith("https://"),
+            path="/",
+        )
+    return response

@@ -1,0 +1,133 @@
+"""`make run`: the whole suite on one machine, with demo data.
+
+Checks RabbitMQ, keeps its secrets in `var/secrets.env` (made on first run), starts a mail
+catcher unless SMTP_HOST/SMTP_PORT are given, migrates every database, starts every process
+of the Procfile with prefixed output, loads the demo data, prints where to go and how to sign
+in, restarts a process that dies, and stops everything on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ops import mailcatcher, seed
+from ops.suite import ROOT, Suite
+from shared import amqp
+from shared.config import DEFAULT_SERVICE_PORTS, var_dir
+
+
+def load_secrets(path: Path) -> dict[str, str]:
+    """Random secrets made once per checkout, so restarts keep sessions and demo sign-in."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f"INTERNAL_AUTH_SECRET={secrets.token_hex(32)}\nDEMO_STAFF_PASSWORD={secrets.token_urlsafe(12)}\n"
+        )
+        path.chmod(0o600)
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def ensure_broker(url: str) -> None:
+    if amqp.broker_reachable(url):
+        return
+    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        print("RabbitMQ is not reachable; starting the compose 'rabbitmq' service ...", flush=True)
+        subprocess.run(["docker", "compose", "up", "-d", "--wait", "rabbitmq"], cwd=ROOT, check=True)
+        if amqp.broker_reachable(url):
+            return
+    sys.exit(
+        f"RabbitMQ is not reachable at AMQP_URL={url}.\n"
+        "Start one, then run `make run` again:\n"
+        "  - Debian/Ubuntu: sudo apt-get install rabbitmq-server (it starts itself), or `rabbitmq-server -detached`\n"
+        "  - with Docker:   docker compose up -d rabbitmq\n"
+        "  - elsewhere:     set AMQP_URL=amqp://user:password@host:5672/"
+    )
+
+
+def main() -> None:
+    folder = var_dir()
+    kept = load_secrets(folder / "secrets.env")
+    env = {
+        "INTERNAL_AUTH_SECRET": os.environ.get("INTERNAL_AUTH_SECRET") or kept["INTERNAL_AUTH_SECRET"],
+        "STAFF_EMAIL": os.environ.get("STAFF_EMAIL") or "operator@example.com",
+        "STAFF_PASSWORD": os.environ.get("STAFF_PASSWORD") or kept["DEMO_STAFF_PASSWORD"],
+        "GATEWAY_PORT": os.environ.get("GATEWAY_PORT") or "8080",
+        "GATEWAY_HOST": os.environ.get("GATEWAY_HOST") or "127.0.0.1",
+        "VAR_DIR": str(folder),
+    }
+    for service, port in DEFAULT_SERVICE_PORTS.items():
+        env[f"{service.upper()}_PORT"] = os.environ.get(f"{service.upper()}_PORT") or str(port)
+    env = Suite.local_env(env)
+    env["PUBLIC_URL"] = os.environ.get("PUBLIC_URL") or f"http://localhost:{env['GATEWAY_PORT']}"
+    amqp_url = os.environ.get("AMQP_URL") or "amqp://guest:guest@localhost:5672/"
+    ensure_broker(amqp_url)
+
+    catcher = None
+    if not (os.environ.get("SMTP_HOST") or os.environ.get("SMTP_PORT")):
+        env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=os.environ.get("MAILCATCHER_PORT", "1025"))
+        catcher = mailcatcher.start(folder / "mail", "127.0.0.1", int(env["SMTP_PORT"]))
+
+    suite = Suite(env, echo=True)
+    print("Migrating the databases ...", flush=True)
+    suite.migrate()
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    suite.start()
+    try:
+        suite.wait_ready(timeout=90)
+        numbers = seed.seed(suite.web_url("gateway"), env["STAFF_EMAIL"], env["STAFF_PASSWORD"])
+        banner(env, numbers, catcher is not None, folder)
+        supervise(suite, lambda: stopping)
+    finally:
+        print("\nStopping ...", flush=True)
+        suite.stop_all()
+        if catcher is not None:
+            catcher.stop()
+
+
+def supervise(suite: Suite, stopping) -> None:
+    """Restart a process that exits, as compose's restart policy would."""
+    while not stopping():
+        for name, alive in suite.running().items():
+            if not alive and not stopping():
+                print(f"!! {name} exited; restarting it", flush=True)
+                suite.processes.pop(name, None)
+                suite.start_one(name)
+        time.sleep(1)
+
+
+def banner(env: dict[str, str], numbers: dict[str, str], catching: bool, folder: Path) -> None:
+    lines = [
+        "",
+        "=" * 72,
+        f"  Customer Center is running:   {env['PUBLIC_URL']}/",
+        f"  English:                      {env['PUBLIC_URL']}/?lang=en",
+        f"  API documentation (gateway):  {env['PUBLIC_URL']}/docs",
+        f"  Vendor staff sign-in:         {env['STAFF_EMAIL']} / {env['STAFF_PASSWORD']}",
+        "  Demo customers (customer number, company):",
+        *[f"    {number}  {name}" for name, number in numbers.items()],
+        f"  Mails land in:                {folder / 'mail'}/"
+        if catching
+        else f"  Mails go to {env.get('SMTP_HOST')}:{env.get('SMTP_PORT')}",
+        "  Stop with Ctrl-C.",
+        "=" * 72,
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()

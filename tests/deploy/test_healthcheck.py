@@ -1,0 +1,98 @@
+"""ops.healthcheck, the health check of the relay and consumer containers, against real
+processes and sockets of this machine (Linux /proc)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ops import healthcheck
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux /proc")
+
+
+@pytest.fixture
+def listener():
+    server = socket.socket(socket.AF_INET6)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 clients too (mapped)
+    server.bind(("::", 0))
+    server.listen()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def start_fake(argv_tail: list[str], connect_to: int | None = None) -> subprocess.Popen:
+    """A process whose command line ends like the real component's, optionally connected."""
+    code = "import socket, sys, time\n"
+    if connect_to is not None:
+        code += f"s = socket.create_connection(('127.0.0.1', {connect_to}))\n"
+    code += "print('up', flush=True)\ntime.sleep(60)\n"
+    process = subprocess.Popen([sys.executable, "-c", code, *argv_tail], stdout=subprocess.PIPE)
+    assert process.stdout.readline() == b"up\n"
+    return process
+
+
+@pytest.fixture
+def processes():
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_consumer_connected_to_the_broker_is_healthy(listener, processes):
+    processes.append(start_fake(["-m", "hcfake.consumer"], connect_to=listener))
+    env = {"AMQP_URL": f"amqp://user:secret@localhost:{listener}/%2F"}
+    assert healthcheck.check("consumer", "hcfake", env=env) == []
+
+
+def test_consumer_without_a_broker_connection_is_unhealthy(listener, processes):
+    processes.append(start_fake(["-m", "hcfake.consumer"]))
+    problems = healthcheck.check("consumer", "hcfake", env={"AMQP_URL": f"amqp://u:p@127.0.0.1:{listener}/"})
+    assert len(problems) == 1 and "no connection to the broker" in problems[0]
+
+
+def test_a_connection_of_another_process_does_not_count(listener, processes):
+    processes.append(start_fake(["-m", "other.thing"], connect_to=listener))
+    processes.append(start_fake(["-m", "hcfake.consumer"]))
+    assert healthcheck.check("consumer", "hcfake", env={"AMQP_URL": f"amqp://u:p@127.0.0.1:{listener}/"})
+
+
+def test_relay_connected_to_its_database_is_healthy(listener, processes):
+    processes.append(start_fake(["-m", "shared.relay", "hcfake"], connect_to=listener))
+    env = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener}/hcfake"}
+    assert healthcheck.check("relay", "hcfake", env=env) == []
+    other_port = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener + 1}/hcfake"}
+    assert healthcheck.check("relay", "hcfake", env=other_port)
+
+
+def test_missing_or_dead_process_is_unhealthy(processes):
+    assert healthcheck.check("relay", "hcfake-none", env={}) == [
+        "no running process ends with '-m shared.relay hcfake-none'"
+    ]
+    process = start_fake(["-m", "shared.relay", "hcfake-dead"])
+    processes.append(process)
+    assert healthcheck.find_processes(["-m", "shared.relay", "hcfake-dead"]) == [process.pid]
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 5
+    while healthcheck.find_processes(["-m", "shared.relay", "hcfake-dead"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert healthcheck.find_processes(["-m", "shared.relay", "hcfake-dead"]) == []
+
+
+def test_command_line_exit_codes(processes):
+    run = [sys.executable, "-m", "ops.healthcheck"]
+    root = Path(__file__).resolve().parents[2]
+    assert subprocess.run([*run, "relay", "hcfake-none"], cwd=root, capture_output=True).returncode == 1
+    assert subprocess.run([*run, "nonsense"], cwd=root, capture_output=True).returncode == 2
+    # A relay on SQLite has no connection to check: a running process is all there is.
+    assert subprocess.run([*run, "relay", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 1
+    processes.append(start_fake(["-m", "shared.relay", "hcfake-sqlite"]))
+    assert subprocess.run([*run, "relay", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 0
