@@ -9,10 +9,13 @@ exits 0 when, in this container,
    LISTENs for new outbox rows). Connections are matched by socket inode, so they are that
    process's own, not just any socket in the container.
 
-So "healthy" means "running and connected", not merely "a PID exists": a consumer that lost
-the broker and is backing off, or a relay whose database went away, reports unhealthy until
-it has reconnected. A stuck loop that keeps its connections open is the one thing this cannot
-see; a heartbeat written by the process's loop would (see the deployment notes).
+3. when `HEARTBEAT_FILE` is set, the process's loop touched that file within the last
+   `HEARTBEAT_MAX_AGE` seconds (default 60): a loop stuck while holding its connections open
+   is caught here (shared/heartbeat.py).
+
+So "healthy" means "running, connected and turning", not merely "a PID exists": a consumer
+that lost the broker and is backing off, or a relay whose database went away, reports
+unhealthy until it has reconnected.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import ipaddress
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -114,12 +118,27 @@ def dependency(kind: str, service: str, env=os.environ) -> tuple[str, str, int] 
     return "database", url.hostname or "localhost", url.port or 5432
 
 
+def stale_heartbeat(env=os.environ) -> str | None:
+    path = env.get("HEARTBEAT_FILE")
+    if not path:
+        return None
+    limit = float(env.get("HEARTBEAT_MAX_AGE") or 60)
+    try:
+        age = time.time() - Path(path).stat().st_mtime
+    except OSError:
+        return f"no heartbeat at {path} yet"
+    return f"the heartbeat at {path} is {age:.0f}s old (limit {limit:.0f}s): the loop hangs" if age > limit else None
+
+
 def check(kind: str, service: str, env=os.environ, proc: Path = PROC) -> list[str]:
     """The problems found; empty when healthy."""
     argv_tail = expected_argv(kind, service)
     pids = find_processes(argv_tail, proc)
     if not pids:
         return [f"no running process ends with {' '.join(argv_tail)!r}"]
+    stale = stale_heartbeat(env)
+    if stale:
+        return [stale]
     target = dependency(kind, service, env)
     if target is None:
         return []

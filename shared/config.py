@@ -54,6 +54,8 @@ class Settings:
     # Consumer: attempts of a failing handler before the message goes to the DLQ.
     max_delivery_attempts: int = 5
     relay_poll_interval: float = 0.02
+    # Touched by relays and consumers while their loop turns (container health checks).
+    heartbeat_file: str | None = None
     # Where the gateway finds each service (base URLs).
     service_urls: dict[str, str] = field(default_factory=dict)
     upstream_timeout: float = 5.0
@@ -81,6 +83,7 @@ class Settings:
             staff_password=env.get("STAFF_PASSWORD") or None,
             max_delivery_attempts=_int("MAX_DELIVERY_ATTEMPTS", cls.max_delivery_attempts),
             relay_poll_interval=_float("RELAY_POLL_INTERVAL", cls.relay_poll_interval),
+            heartbeat_file=env.get("HEARTBEAT_FILE") or None,
             service_urls={
                 name: env.get(f"{name.upper()}_URL", f"http://127.0.0.1:{port}")
                 for name, port in DEFAULT_SERVICE_PORTS.items()

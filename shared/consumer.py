@@ -35,6 +35,7 @@ from shared import amqp, logs
 from shared.config import Settings
 from shared.db import Database
 from shared.events import Event, UnknownEvent, parse_envelope
+from shared.heartbeat import Heartbeat
 from shared.messaging import inbox
 from shared.topology import Topology
 
@@ -64,6 +65,7 @@ class EventConsumer:
         self.prefetch = prefetch
         self.stopping = threading.Event()
         self._connection: pika.BlockingConnection | None = None
+        self.heartbeat = Heartbeat(settings.heartbeat_file)
 
     # --- applying one event ---------------------------------------------------------------
     def apply(self, body: bytes) -> bool:
@@ -168,6 +170,7 @@ class EventConsumer:
     def _wait_for_database(self) -> None:
         backoff = amqp.Backoff(first=0.2, limit=5.0)
         while not self.stopping.is_set():
+            self.heartbeat.beat()  # waiting on purpose is not hanging
             try:
                 self.database.ping()
                 return
@@ -187,12 +190,14 @@ class EventConsumer:
                 channel.basic_qos(prefetch_count=self.prefetch)
                 backoff.reset()
                 for method, properties, body in channel.consume(self.queue, inactivity_timeout=0.5):
+                    self.heartbeat.beat()
                     if self.stopping.is_set():
                         break
                     if method is not None:
                         self._on_message(channel, method, properties, body)
                 channel.cancel()
             except amqp.CONNECTION_ERRORS as error:
+                self.heartbeat.beat()
                 delay = backoff.next_delay()
                 log.warning("broker connection lost (%s); reconnecting in %.1fs", error, delay)
                 self.stopping.wait(delay)

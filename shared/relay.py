@@ -27,6 +27,7 @@ from sqlalchemy import select as sql_select
 from shared import amqp, logs
 from shared.config import Settings
 from shared.db import Database
+from shared.heartbeat import Heartbeat
 from shared.messaging import outbox
 from shared.outbox import NOTIFY_CHANNEL
 from shared.topology import Topology
@@ -44,6 +45,7 @@ class OutboxRelay:
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
         self._listener: psycopg.Connection | None = None
+        self.heartbeat = Heartbeat(settings.heartbeat_file)
 
     # --- broker -------------------------------------------------------------------------
     def _open_channel(self):
@@ -151,6 +153,7 @@ class OutboxRelay:
         backoff = amqp.Backoff()
         log.info("relay for %s started", self.settings.service)
         while not self.stopping.is_set():
+            self.heartbeat.beat()
             try:
                 self._open_channel()  # declares the topology at once, even with nothing to send
                 while self.publish_pending() and not self.stopping.is_set():

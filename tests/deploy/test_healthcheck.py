@@ -3,6 +3,7 @@ processes and sockets of this machine (Linux /proc)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from ops import healthcheck
+from shared import migrations
+from shared.heartbeat import Heartbeat
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux /proc")
 
@@ -96,3 +99,31 @@ def test_command_line_exit_codes(processes):
     assert subprocess.run([*run, "relay", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 1
     processes.append(start_fake(["-m", "shared.relay", "hcfake-sqlite"]))
     assert subprocess.run([*run, "relay", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 0
+
+
+def test_a_stale_or_missing_heartbeat_is_unhealthy(tmp_path):
+    beat = tmp_path / "heartbeat"
+    env = {"HEARTBEAT_FILE": str(beat), "HEARTBEAT_MAX_AGE": "60"}
+    assert "no heartbeat" in healthcheck.stale_heartbeat(env)
+    Heartbeat(str(beat)).beat()
+    assert healthcheck.stale_heartbeat(env) is None
+    old = time.time() - 120
+    os.utime(beat, (old, old))
+    assert "hangs" in healthcheck.stale_heartbeat(env)
+    assert healthcheck.stale_heartbeat({}) is None  # off unless configured
+
+
+def test_the_relay_and_the_consumer_beat_while_they_run(settings_for, tmp_path):
+    from shared.consumer import EventConsumer
+    from shared.relay import OutboxRelay
+    from tests.support import Background, wait_until
+
+    for make in (
+        lambda s: OutboxRelay(s),
+        lambda s: EventConsumer(s, {}),
+    ):
+        beat = tmp_path / f"beat-{id(make)}"
+        settings = settings_for("identity", heartbeat_file=str(beat))
+        migrations.upgrade("identity", settings.database_url)
+        with Background(make(settings)):
+            wait_until(beat.exists, timeout=10)
