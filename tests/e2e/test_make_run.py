@@ -1,0 +1,69 @@
+"""`make run` (ops/run.py) as a newcomer uses it: everything comes up with demo data, the
+home page answers in Czech and English, a demo mail catcher listens, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pika
+import requests
+
+from ops.suite import ROOT, free_port
+from shared.topology import Topology
+from tests.support import wait_until
+
+
+def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, tmp_path):
+    namespace = f"run-{secrets.token_hex(4)}."
+    ports = {name: str(free_port()) for name in ("GATEWAY", "IDENTITY", "LICENSING", "DISTRIBUTION", "FORUM")}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")},
+        **{f"{name}_PORT": port for name, port in ports.items()},
+        "AMQP_URL": amqp_url,
+        "EVENTS_NAMESPACE": namespace,
+        "VAR_DIR": str(tmp_path / "var"),
+        "MAILCATCHER_PORT": str(free_port()),
+        "WEB_CONCURRENCY": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("STAFF_EMAIL", "STAFF_PASSWORD", "INTERNAL_AUTH_SECRET", "SMTP_HOST", "SMTP_PORT", "PUBLIC_URL"):
+        env.pop(name, None)
+    log = open(tmp_path / "run.log", "w+b")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ops.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    gateway = f"http://127.0.0.1:{ports['GATEWAY']}"
+    try:
+        wait_until(lambda: b"Customer Center is running" in (tmp_path / "run.log").read_bytes(), timeout=120, interval=0.5)
+        output = (tmp_path / "run.log").read_text()
+        assert "operator@example.com" in output and "100001" in output
+
+        czech = requests.get(f"{gateway}/", timeout=10)
+        assert czech.status_code == 200 and 'lang="cs"' in czech.text
+        english = requests.get(f"{gateway}/?lang=en", timeout=10)
+        assert 'lang="en"' in english.text
+        for port in ports.values():
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        assert (tmp_path / "var" / "secrets.env").stat().st_mode & 0o077 == 0
+    finally:
+        os.killpg(run.pid, signal.SIGINT)
+        try:
+            run.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            raise
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        Topology(namespace).delete(connection.channel())
+        connection.close()
+    time.sleep(0.5)
+    for port in ports.values():
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            raise AssertionError(f"something still answers on {port} after Ctrl-C")
+        except requests.ConnectionError:
+            pass
