@@ -35,11 +35,18 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
         env.pop(name, None)
     log = open(tmp_path / "run.log", "w+b")
     run = subprocess.Popen(
-        [sys.executable, "-m", "ops.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [sys.executable, "-m", "ops.run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     gateway = f"http://127.0.0.1:{ports['GATEWAY']}"
     try:
-        wait_until(lambda: b"Customer Center is running" in (tmp_path / "run.log").read_bytes(), timeout=120, interval=0.5)
+        wait_until(
+            lambda: b"Customer Center is running" in (tmp_path / "run.log").read_bytes(), timeout=120, interval=0.5
+        )
         output = (tmp_path / "run.log").read_text()
         assert "operator@example.com" in output and "100001" in output
 

@@ -240,3 +240,38 @@ def _queue_exists(amqp_url: str, queue: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_operators_list_and_replay_a_dead_letter_after_the_fix(amqp_url, namespace, settings_for, identity_db):
+    from ops.deadletters import DeadLetters
+
+    fixed = threading.Event()
+
+    def handler(session, event):
+        if not fixed.is_set():
+            raise ValueError("bug: cannot store this customer yet")
+        IDENTITY_HANDLERS["licensing.customer.created"](session, event)
+
+    consumer = EventConsumer(
+        settings_for("identity", identity_db.url, max_delivery_attempts=2),
+        {"licensing.customer.created": handler},
+        identity_db,
+    )
+    topology = Topology(namespace)
+    envelope = new_envelope(
+        "licensing.customer.created",
+        {"customer_number": "100950", "company_id": COMPANY_IDS[0], "company_name": "Oprava s.r.o."},
+        "licensing",
+        None,
+    )
+    operators = DeadLetters(amqp_url, namespace)
+    with Background(consumer):
+        wait_until(lambda: _queue_exists(amqp_url, topology.queue("identity")))
+        publish_raw(amqp_url, topology.events_exchange, envelope["type"], envelope_json(envelope), envelope["id"])
+        wait_until(lambda: operators.list("identity"), message="the dead letter")
+        [letter] = operators.list("identity")  # listing leaves it where it is
+        assert letter.event_id == envelope["id"] and "cannot store" in letter.reason
+        fixed.set()
+        assert operators.replay("identity") == 1
+        wait_until(lambda: profile(identity_db, "100950"), message="the replayed event applied")
+    assert operators.list("identity") == []
