@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pika
 
+from shared import amqp
 from shared.config import Settings
 from shared.topology import Topology
 
@@ -83,14 +84,7 @@ class DeadLetters:
                     exchange="",  # the default exchange: straight to this consumer's queue
                     routing_key=self.topology.queue(consumer),
                     body=body,
-                    properties=pika.BasicProperties(
-                        message_id=properties.message_id,
-                        type=properties.type,
-                        correlation_id=properties.correlation_id,
-                        content_type=properties.content_type,
-                        delivery_mode=pika.DeliveryMode.Persistent,
-                        headers=headers,
-                    ),
+                    properties=amqp.persistent_copy(properties, headers),
                     mandatory=True,
                 )
                 channel.basic_ack(method.delivery_tag)

@@ -64,3 +64,15 @@ def broker_reachable(url: str) -> bool:
     except Exception as error:  # any failure means "not ready", and readiness must not crash
         log.debug("broker not reachable: %s", error)
         return False
+
+
+def persistent_copy(properties: pika.BasicProperties, headers: dict) -> pika.BasicProperties:
+    """Properties for re-publishing a message (to a DLQ, or back from one) with new headers."""
+    return pika.BasicProperties(
+        message_id=properties.message_id,
+        type=properties.type,
+        correlation_id=properties.correlation_id,
+        content_type=properties.content_type,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        headers=headers,
+    )

@@ -147,14 +147,7 @@ class EventConsumer:
             exchange=self.topology.dead_letter_exchange,
             routing_key=self.queue,
             body=body,
-            properties=pika.BasicProperties(
-                message_id=properties.message_id,
-                type=properties.type,
-                correlation_id=properties.correlation_id,
-                content_type=properties.content_type,
-                delivery_mode=pika.DeliveryMode.Persistent,
-                headers=headers,
-            ),
+            properties=amqp.persistent_copy(properties, headers),
             mandatory=True,
         )
         channel.basic_ack(method.delivery_tag)

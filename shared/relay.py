@@ -113,9 +113,7 @@ class OutboxRelay:
 
     def _mark_published(self, connection, ids: list[int]) -> None:
         if ids:
-            connection.execute(
-                update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC))
-            )
+            connection.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC)))
 
     def _mark_failed(self, connection, row_id: int, error: str) -> None:
         connection.execute(

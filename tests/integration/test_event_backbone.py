@@ -67,6 +67,15 @@ def profile(identity_db: Database, customer_number: str) -> CustomerProfile | No
         return session.get(CustomerProfile, customer_number)
 
 
+def customer_event(customer_number: str, company_id: str, company_name: str) -> dict:
+    data = {"customer_number": customer_number, "company_id": company_id, "company_name": company_name}
+    return new_envelope("licensing.customer.created", data, "licensing", None)
+
+
+def publish(amqp_url: str, topology: Topology, envelope: dict) -> None:
+    publish_raw(amqp_url, topology.events_exchange, envelope["type"], envelope_json(envelope), envelope["id"])
+
+
 def unsent(database: Database) -> int:
     with database.unit_of_work() as session:
         return session.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
@@ -119,17 +128,12 @@ def test_a_duplicate_delivery_has_no_second_effect(amqp_url, namespace, settings
     consumer = EventConsumer(
         settings_for("identity", identity_db.url), {"licensing.customer.created": count}, identity_db
     )
-    envelope = new_envelope(
-        "licensing.customer.created",
-        {"customer_number": "100777", "company_id": COMPANY_IDS[2], "company_name": "Dvakrát a.s."},
-        "licensing",
-        None,
-    )
+    envelope = customer_event("100777", COMPANY_IDS[2], "Dvakrát a.s.")
     topology = Topology(namespace)
     with Background(consumer):
         wait_until(lambda: _queue_exists(amqp_url, topology.queue("identity")))
         for _ in range(2):  # the same event, twice, as a relay that crashed before marking would send it
-            publish_raw(amqp_url, topology.events_exchange, envelope["type"], envelope_json(envelope), envelope["id"])
+            publish(amqp_url, topology, envelope)
         wait_until(lambda: queue_depth(amqp_url, topology.queue("identity")) == 0 and applied)
         threading.Event().wait(0.5)
     assert applied == [envelope["id"]]
@@ -140,12 +144,7 @@ def test_a_duplicate_delivery_has_no_second_effect(amqp_url, namespace, settings
 
 def test_events_out_of_order_keep_the_newest_state(identity_db, settings_for):
     consumer = EventConsumer(settings_for("identity", identity_db.url), IDENTITY_HANDLERS, identity_db)
-    older = new_envelope(
-        "licensing.customer.created",
-        {"customer_number": "100888", "company_id": COMPANY_IDS[3], "company_name": "Staré jméno"},
-        "licensing",
-        None,
-    )
+    older = customer_event("100888", COMPANY_IDS[3], "Staré jméno")
     newer = dict(older, id=str(uuid.uuid4()), data=dict(older["data"], company_name="Nové jméno"))
     newer["occurred_at"] = _later(older["occurred_at"])
     for envelope in (newer, older):  # swapped
@@ -173,22 +172,12 @@ def test_a_message_that_always_fails_ends_in_the_dlq_and_the_next_still_flows(
         identity_db,
     )
     topology = Topology(namespace)
-    poison = new_envelope(
-        "licensing.customer.created",
-        {"customer_number": "100901", "company_id": COMPANY_IDS[4], "company_name": "Jed s.r.o."},
-        "licensing",
-        None,
-    )
-    healthy = new_envelope(
-        "licensing.customer.created",
-        {"customer_number": "100902", "company_id": COMPANY_IDS[5], "company_name": "Zdravá a.s."},
-        "licensing",
-        None,
-    )
+    poison = customer_event("100901", COMPANY_IDS[4], "Jed s.r.o.")
+    healthy = customer_event("100902", COMPANY_IDS[5], "Zdravá a.s.")
     with Background(consumer):
         wait_until(lambda: _queue_exists(amqp_url, topology.queue("identity")))
-        publish_raw(amqp_url, topology.events_exchange, poison["type"], envelope_json(poison), poison["id"])
-        publish_raw(amqp_url, topology.events_exchange, healthy["type"], envelope_json(healthy), healthy["id"])
+        publish(amqp_url, topology, poison)
+        publish(amqp_url, topology, healthy)
         wait_until(lambda: profile(identity_db, "100902"), message="the healthy message after the poison")
         wait_until(lambda: queue_depth(amqp_url, topology.dead_letter_queue("identity")) == 1, message="the DLQ")
     dead = drain(amqp_url, topology.dead_letter_queue("identity"))
@@ -258,16 +247,11 @@ def test_operators_list_and_replay_a_dead_letter_after_the_fix(amqp_url, namespa
         identity_db,
     )
     topology = Topology(namespace)
-    envelope = new_envelope(
-        "licensing.customer.created",
-        {"customer_number": "100950", "company_id": COMPANY_IDS[0], "company_name": "Oprava s.r.o."},
-        "licensing",
-        None,
-    )
+    envelope = customer_event("100950", COMPANY_IDS[0], "Oprava s.r.o.")
     operators = DeadLetters(amqp_url, namespace)
     with Background(consumer):
         wait_until(lambda: _queue_exists(amqp_url, topology.queue("identity")))
-        publish_raw(amqp_url, topology.events_exchange, envelope["type"], envelope_json(envelope), envelope["id"])
+        publish(amqp_url, topology, envelope)
         wait_until(lambda: operators.list("identity"), message="the dead letter")
         [letter] = operators.list("identity")  # listing leaves it where it is
         assert letter.event_id == envelope["id"] and "cannot store" in letter.reason
