@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -42,6 +44,8 @@ FORWARD_RESPONSE_HEADERS = (
     "Retry-After",
     "Cache-Control",
 )
+# RFC 3986 pchar and "/": left as they are when the decoded path is encoded again.
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # Answers up to this size are read whole; larger ones (downloads) are streamed through.
 BUFFER_LIMIT = 256 * 1024
 
@@ -143,7 +147,10 @@ def set_session_cookie(response: Response, token: str, expires_at) -> None:
 @forwarding.route("/api/v1/<path:_rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 @accepts_raw_body  # the owning service checks the body; we only pass it on
 def forward(_rest: str):
-    service = service_for(request.path)
+    # Dot segments would be routed by one reading of the path and resolved by another
+    # downstream ("/api/v1/forum/../admin/..."): no public path has them, so none pass.
+    segments = request.path.split("/")
+    service = None if "." in segments or ".." in segments else service_for(request.path)
     if service is None:
         raise Problem(404, "not-found", "Not found", "No such resource.")
     caller = store().caller(request)
@@ -158,7 +165,7 @@ def forward(_rest: str):
     answer = upstream().request(
         service,
         request.method,
-        request.path,
+        quote(request.path, safe=PATH_SAFE),  # the decoded path as the service will decode it
         query=request.query_string.decode("latin-1"),
         body=body,
         headers=headers,

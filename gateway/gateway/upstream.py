@@ -7,6 +7,7 @@ problem with `Retry-After` for that route alone.
 from __future__ import annotations
 
 import logging
+import threading
 
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -21,18 +22,28 @@ log = logging.getLogger(__name__)
 
 GATEWAY = Principal(subject="gateway", kind="service")
 
-
 class Upstream:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.secret = settings.require_secret()
         self.timeout = urllib3.Timeout(connect=min(1.0, settings.upstream_timeout), read=settings.upstream_timeout)
-        # One pool per service, reused across requests and threads (urllib3 is thread-safe).
-        self.pool = urllib3.PoolManager(num_pools=8, maxsize=64, block=False, retries=False)
+        # One connection pool per service, reused across requests and threads (urllib3 is
+        # thread-safe), held here so that a request goes straight to its pool: the
+        # PoolManager we used before parsed the whole URL and looked the pool up every time.
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._pools_lock = threading.Lock()
 
-    def url(self, service: str, path: str, query: str = "") -> str:
-        base = self.settings.service_urls[service].rstrip("/")
-        return f"{base}{path}" + (f"?{query}" if query else "")
+    def _pool(self, service: str) -> urllib3.HTTPConnectionPool:
+        pool = self._pools.get(service)
+        if pool is None:
+            with self._pools_lock:
+                pool = self._pools.get(service)
+                if pool is None:
+                    pool = urllib3.connection_from_url(
+                        self.settings.service_urls[service], maxsize=64, block=False, retries=False
+                    )
+                    self._pools[service] = pool
+        return pool
 
     def identity_header(self, service: str, principal: Principal | None) -> dict[str, str]:
         if principal is None:
@@ -55,14 +66,15 @@ class Upstream:
         all_headers = {"X-Correlation-ID": current_correlation_id(), **(headers or {})}
         all_headers.update(self.identity_header(service, principal))
         try:
-            return self.pool.request(
+            return self._pool(service).urlopen(
                 method,
-                self.url(service, path, query),
+                f"{path}?{query}" if query else path,
                 body=body,
                 headers=all_headers,
                 timeout=urllib3.Timeout(connect=1.0, read=timeout) if timeout else self.timeout,
                 preload_content=not stream,
                 redirect=False,
+                assert_same_host=False,
             )
         except HTTPError as error:
             log.warning("%s unavailable: %s", service, error)

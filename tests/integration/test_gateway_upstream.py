@@ -79,3 +79,17 @@ def test_sign_in_while_identity_is_down_is_503_not_401(gateway_for):
 def test_paths_no_service_owns_are_404(gateway_for):
     response = gateway_for().get("/api/v1/definitely-not-routed")
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/forum/../admin/forum/categories",
+        "/api/v1/forum/./categories",
+        "/api/v1/partner/../../internal/v1/credentials/verify",
+        "/api/v1/forum/%2e%2e/admin/forum/categories",
+    ],
+)
+def test_dot_segments_are_not_forwarded(gateway_for, path):
+    response = gateway_for().get(path)
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
