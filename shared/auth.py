@@ -24,14 +24,17 @@ ALGORITHM = "HS256"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a signed-in user, or another component acting for itself."""
+    """Who is calling: a signed-in user, another component acting for itself, or an
+    anonymous caller the gateway vouches for (kind "anonymous", with its address)."""
 
     subject: str
-    kind: str = "user"  # "user" or "service"
+    kind: str = "user"  # "user", "service" or "anonymous"
     email: str | None = None
     name: str | None = None
     staff: bool = False
     session_id: str | None = None
+    # The caller's network address as the gateway saw it (throttling "per client").
+    client: str | None = None
     claims: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -49,7 +52,7 @@ def issue(secret: str, audience: str, principal: Principal, ttl: int = TOKEN_TTL
         "exp": now + ttl,
         "staff": principal.staff,
     }
-    for key in ("email", "name", "session_id"):
+    for key in ("email", "name", "session_id", "client"):
         value = getattr(principal, key)
         if value is not None:
             claims[key] = value
@@ -72,6 +75,7 @@ def verify(secret: str, audience: str, token: str) -> Principal:
         name=claims.get("name"),
         staff=bool(claims.get("staff")),
         session_id=claims.get("session_id"),
+        client=claims.get("client"),
         claims=claims,
     )
 
@@ -90,14 +94,26 @@ def current_principal() -> Principal | None:
     return g.principal
 
 
+def client_address() -> str:
+    """Who is asking, for throttling: the address the gateway signed, else the peer's."""
+    principal = current_principal()
+    return (principal.client if principal and principal.client else None) or request.remote_addr or "unknown"
+
+
+def signed_in_user() -> Principal:
+    """The signed-in user of this request, or a 401 problem."""
+    principal = current_principal()
+    if principal is None or principal.kind != "user":
+        raise Problem(401, "unauthenticated", "Sign-in required", "Sign in to use this resource.")
+    return principal
+
+
 def signed_in(view):
     """The view needs a signed-in user (401 otherwise)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        principal = current_principal()
-        if principal is None or principal.kind != "user":
-            raise Problem(401, "unauthenticated", "Sign-in required", "Sign in to use this resource.")
+        signed_in_user()
         return view(*args, **kwargs)
 
     return wrapper
@@ -108,10 +124,7 @@ def staff_only(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        principal = current_principal()
-        if principal is None or principal.kind != "user":
-            raise Problem(401, "unauthenticated", "Sign-in required", "Sign in to use this resource.")
-        if not principal.staff:
+        if not signed_in_user().staff:
             raise Problem(403, "forbidden", "Forbidden", "This resource is for the vendor's staff.")
         return view(*args, **kwargs)
 

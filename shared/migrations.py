@@ -28,14 +28,16 @@ def upgrade(package: str, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(package, url), revision)
 
 
-def run_env(service_metadata: MetaData, with_messaging: bool = True) -> None:
+def run_env(service_metadata: MetaData, with_messaging: bool = True, extra_metadata: tuple[MetaData, ...] = ()) -> None:
     """The body of every service's migrations/env.py (online mode only: we always have a DB)."""
     url = context.config.get_main_option("sqlalchemy.url")
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
-            target_metadata=[service_metadata, messaging.metadata] if with_messaging else service_metadata,
+            target_metadata=[service_metadata, messaging.metadata, *extra_metadata]
+            if with_messaging
+            else service_metadata,
             render_as_batch=engine.dialect.name == "sqlite",
         )
         with context.begin_transaction():

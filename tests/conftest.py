@@ -119,3 +119,13 @@ def settings_for(amqp_url, namespace, tmp_path):
         )
 
     return make
+
+
+@pytest.fixture
+def smtp_inbox():
+    """A real SMTP server on a free port; `.wait_for(recipient)` returns the parsed mail."""
+    from tests.support import SmtpInbox
+
+    inbox = SmtpInbox().start()
+    yield inbox
+    inbox.stop()

@@ -99,3 +99,49 @@ def queue_depth(amqp_url: str, queue: str) -> int:
 
 def envelope_json(envelope: dict) -> bytes:
     return json.dumps(envelope, default=str).encode()
+
+
+class SmtpInbox:
+    """A real SMTP server for a test (aiosmtpd) that keeps what it receives in memory."""
+
+    def __init__(self):
+        import email
+        import email.policy
+
+        from aiosmtpd.controller import Controller
+
+        from ops.suite import free_port
+
+        self.messages: list = []
+        self._email, self._policy = email, email.policy.default
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(self._email.message_from_bytes(envelope.original_content or envelope.content, policy=self._policy))
+        return "250 OK"
+
+    def start(self) -> SmtpInbox:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def to(self, recipient: str) -> list:
+        return [m for m in self.messages if recipient.lower() in str(m["To"]).lower()]
+
+    def wait_for(self, recipient: str, count: int = 1, timeout: float = 15):
+        """The `count`-th mail to `recipient` (waits for it)."""
+        wait_until(lambda: len(self.to(recipient)) >= count, timeout=timeout, message=f"mail #{count} to {recipient}")
+        return self.to(recipient)[count - 1]
+
+    @staticmethod
+    def link_token(message, page: str) -> str:
+        """The token of the `{PUBLIC_URL}/<page>?token=...` link in a mail."""
+        import re
+
+        body = message.get_body(("plain",)).get_content()
+        match = re.search(rf"/{re.escape(page)}\?token=([A-Za-z0-9_\-]+)", body)
+        assert match, f"no /{page}?token= link in: {body}"
+        return match.group(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import quote
 
 from flask import Response, current_app, request, stream_with_context
@@ -12,7 +13,8 @@ from marshmallow import Schema, fields, validate
 from gateway.models import Session
 from gateway.routes import PASS_AUTHORIZATION, service_for
 from gateway.sessions import COOKIE, Caller, SessionStore, csrf_ok, expires_in
-from gateway.upstream import Upstream
+from gateway.upstream import GATEWAY, Upstream
+from shared.auth import Principal
 from shared.problems import Problem
 from shared.web import accepts_raw_body
 
@@ -44,6 +46,8 @@ FORWARD_RESPONSE_HEADERS = (
     "Retry-After",
     "Cache-Control",
 )
+# Services learn an anonymous caller's address from us, signed, for their throttling.
+ANONYMOUS = Principal(subject="anonymous", kind="anonymous")
 # RFC 3986 pchar and "/": left as they are when the decoded path is encoded again.
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # Answers up to this size are read whole; larger ones (downloads) are streamed through.
@@ -76,7 +80,9 @@ def _generic_sign_in_failure() -> Problem:
 def sign_in(credentials: dict) -> tuple[str, Session]:
     """Check e-mail and password with identity and open a session: the API and the portal's
     sign-in form both call this. Raises a `Problem` (401, 429 or 503) when it cannot."""
-    answer = upstream().call("identity", "POST", "/internal/v1/credentials/verify", credentials)
+    # identity throttles failed sign-ins per account and per client: it needs the address.
+    gateway = replace(GATEWAY, client=request.remote_addr)
+    answer = upstream().call("identity", "POST", "/internal/v1/credentials/verify", credentials, principal=gateway)
     if answer.status == 429:
         raise Problem(
             429,
@@ -169,7 +175,7 @@ def forward(_rest: str):
         query=request.query_string.decode("latin-1"),
         body=body,
         headers=headers,
-        principal=caller.principal if caller else None,
+        principal=replace(caller.principal if caller else ANONYMOUS, client=request.remote_addr),
         stream=True,
     )
     response_headers = {name: answer.headers[name] for name in FORWARD_RESPONSE_HEADERS if name in answer.headers}

@@ -24,6 +24,26 @@ def on_customer_created(session: Session, event: Event) -> None:
         customer.source_updated_at = event.occurred_at
 
 
+def on_contact_changed(session: Session, event: Event) -> None:
+    """Keep the newest contacts; an older version arriving late changes nothing."""
+    data = event.data
+    customer = session.get(Customer, data["customer_number"])
+    if customer is None:  # identity spoke first; licensing's event will fill in the rest
+        customer = Customer(
+            customer_number=data["customer_number"],
+            company_name=data["company_name"],
+            source_updated_at=event.occurred_at,
+            contacts_version=0,
+        )
+        session.add(customer)
+    if data["version"] <= (customer.contacts_version or 0):
+        return
+    customer.delivery_address = data.get("delivery_address")
+    customer.delivery_method = data["delivery_method"]
+    customer.contacts_version = data["version"]
+
+
 HANDLERS = {
     "licensing.customer.created": on_customer_created,
+    "identity.customer.contact_changed": on_contact_changed,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
@@ -24,6 +24,10 @@ class Customer(Base):
     customer_number: Mapped[str] = mapped_column(String(20), primary_key=True)
     company_name: Mapped[str] = mapped_column(String(200))
     source_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # From identity: where DVDs go and whether the customer wants them at all.
+    delivery_address: Mapped[dict | None] = mapped_column(JSON)
+    delivery_method: Mapped[str] = mapped_column(String(10), default="download", server_default="download")
+    contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class NewsItem(Base):

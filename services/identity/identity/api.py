@@ -1,28 +1,84 @@
-"""Identity's HTTP API: the thin edge that turns requests into calls on the domain."""
+"""Identity's HTTP API: the thin edge that validates input, calls the domain modules and
+turns their exceptions into problem documents."""
 
 from __future__ import annotations
 
+import functools
+
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
-from identity.models import CustomerProfile, User
-from identity.passwords import hash_password, needs_rehash, verify_password
-from shared.auth import current_principal, service_only, signed_in, staff_only
+from identity import accounts, contacts, limits, memberships, registration, tokens
+from identity.models import DELIVERY_METHODS, RIGHTS, CustomerProfile, Membership, User
+from identity.passwords import problems_with
+from shared import throttle
+from shared.auth import client_address, service_only, signed_in, signed_in_user, staff_only
+from shared.company_id import CompanyId
 from shared.problems import Problem
-from shared.web import database
+from shared.web import database, settings
 
-accounts = Blueprint("accounts", __name__, url_prefix="/api/v1", description="The signed-in user")
+accounts_api = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Registration, sign-in, passwords")
+profiles_api = Blueprint("profiles", __name__, url_prefix="/api/v1/customers", description="A customer profile")
 internal = Blueprint("internal", __name__, url_prefix="/internal/v1", description="Calls from the gateway only")
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Vendor staff")
 
+INVITATION_TTL = 7 * 24 * 3600
+RESET_TTL = 2 * 3600
+
+
+# --- schemas ------------------------------------------------------------------------------
+class Email(fields.Email):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
+# Long enough for any real password; the policy (8..128) is checked before any hashing.
+Password = functools.partial(fields.String, required=True, validate=validate.Length(min=1, max=1024))
+Name = functools.partial(fields.String, required=True, validate=validate.Length(min=1, max=200))
+
 
 class AddressSchema(Schema):
-    street = fields.String(validate=validate.Length(max=200))
-    city = fields.String(validate=validate.Length(max=100))
-    postal_code = fields.String(validate=validate.Length(max=20))
-    country = fields.String(validate=validate.Length(max=2))
+    street = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    postal_code = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    country = fields.String(load_default="CZ", validate=validate.Regexp(r"^[A-Z]{2}$"))
+
+
+class RegistrationSchema(Schema):
+    customer_number = fields.String(required=True, validate=validate.Regexp(r"^\d{1,20}$", error="Digits only."))
+    company_id = CompanyId(required=True)
+    email = Email(required=True, validate=validate.Length(max=254))
+    password = Password()
+    name = Name()
+
+
+class RegistrationAnswerSchema(Schema):
+    status = fields.String()
+    expires_at = fields.DateTime()
+
+
+class TokenSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class TokenPasswordSchema(TokenSchema):
+    password = Password()
+
+
+class ResetRequestSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+
+
+class PasswordChangeSchema(Schema):
+    current_password = Password()
+    new_password = Password()
+
+
+class StatusSchema(Schema):
+    status = fields.String()
 
 
 class MembershipSchema(Schema):
@@ -42,7 +98,6 @@ class MeSchema(Schema):
 
 class CredentialsSchema(Schema):
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
-    # Long enough for any real password, short enough that nobody makes us hash megabytes.
     password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
 
 
@@ -53,7 +108,7 @@ class AuthenticatedUserSchema(Schema):
     staff = fields.Boolean()
 
 
-class CustomerProfileSchema(Schema):
+class ProfileSchema(Schema):
     customer_number = fields.String()
     company_id = fields.String()
     company_name = fields.String()
@@ -62,19 +117,374 @@ class CustomerProfileSchema(Schema):
     delivery_method = fields.String()
 
 
-@accounts.route("/me")
+class AddressesSchema(Schema):
+    billing_address = fields.Nested(AddressSchema, required=True)
+    delivery_address = fields.Nested(AddressSchema, required=True)
+
+
+class DeliveryMethodSchema(Schema):
+    delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
+
+
+Rights = functools.partial(
+    fields.List, fields.String(validate=validate.OneOf(RIGHTS)), validate=validate.Length(max=len(RIGHTS))
+)
+
+
+class MemberSchema(Schema):
+    id = fields.String()
+    email = fields.String()
+    name = fields.String()
+    administrator = fields.Boolean()
+    rights = fields.List(fields.String())
+    status = fields.String()
+
+
+class MemberListSchema(Schema):
+    items = fields.List(fields.Nested(MemberSchema))
+    next = fields.String(allow_none=True)
+
+
+class NewMemberSchema(Schema):
+    email = Email(required=True, validate=validate.Length(max=254))
+    name = Name()
+    rights = Rights(required=True)
+
+
+class MemberChangeSchema(Schema):
+    rights = Rights()
+    administrator = fields.Boolean()
+
+    @validates_schema
+    def _something(self, data, **_kwargs):
+        if not data:
+            raise ValidationError("Send rights and/or administrator.", "_body")
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _weak_password(field: str, password: str) -> None:
+    reason = problems_with(password)
+    if reason:
+        raise Problem(
+            422, "validation-failed", "Validation failed", reason, errors=[{"field": field, "message": reason}]
+        )
+
+
+def _token_problem(error: Exception) -> Problem:
+    if isinstance(error, tokens.TokenExpired):
+        return Problem(410, "expired", "Link expired", "This link has expired.")
+    return Problem(404, "unknown-token", "Unknown link", "This link is unknown or was already used.")
+
+
+def _member_view(membership: Membership, user: User) -> dict:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "administrator": membership.administrator,
+        "rights": membership.effective_rights(),
+        "status": user.status,
+    }
+
+
+def _access(session, customer_number: str, right: str | None = None, write: bool = False) -> memberships.Access:
+    try:
+        granted = memberships.access(session, signed_in_user(), customer_number)
+        if right is not None:
+            granted.require(right, write)
+        return granted
+    except memberships.NotAMember:
+        raise Problem(404, "not-found", "Not found", "No such customer profile.") from None
+    except memberships.MissingRight as missing:
+        raise Problem(
+            403, "missing-right", "Forbidden", f"This needs the right '{missing.right}'.", right=missing.right
+        ) from None
+
+
+def _retry_after(session, *keys_and_limits) -> None:
+    wait = max((throttle.retry_after(session, key, limit) or 0) for key, limit in keys_and_limits)
+    if wait:
+        raise throttle.too_many(wait)
+
+
+# --- registration -------------------------------------------------------------------------
+@accounts_api.route("/registrations")
+class Registrations(MethodView):
+    @accounts_api.arguments(RegistrationSchema)
+    @accounts_api.response(202, RegistrationAnswerSchema)
+    def post(self, body):
+        _weak_password("password", body["password"])
+        keys = (
+            (f"registration-client:{client_address()}", limits.REGISTRATION_PER_CLIENT),
+            (f"registration-customer:{body['customer_number']}", limits.REGISTRATION_PER_CUSTOMER),
+        )
+        config = settings()
+        try:
+            with database().unit_of_work() as session:
+                _retry_after(session, *keys)
+                expires_at = registration.register(
+                    session, public_url=config.public_url, ttl_seconds=config.registration_confirm_ttl, **body
+                )
+        except registration.PairMismatch:
+            with database().unit_of_work() as session:
+                for key, limit in keys:
+                    throttle.hit(session, key, limit)
+            raise Problem(
+                422,
+                "registration-mismatch",
+                "Customer not found",
+                "The customer number and company ID do not match a customer of ours. Check both on your invoice.",
+            ) from None
+        except registration.ProfileHasAdministrator:
+            raise Problem(
+                409,
+                "profile-has-administrator",
+                "Profile already registered",
+                "This customer profile has an administrator. Ask them to give you access.",
+            ) from None
+        except registration.ProfileClaimed:
+            raise Problem(
+                409,
+                "profile-claimed",
+                "Registration pending",
+                "Someone has registered this profile and not confirmed yet. Try again after the confirmation time.",
+            ) from None
+        except registration.EmailTaken:
+            raise Problem(
+                409,
+                "email-taken",
+                "E-mail in use",
+                "This e-mail address has an account. Sign in, and ask the profile's administrator for access.",
+            ) from None
+        return {"status": "pending_confirmation", "expires_at": expires_at}
+
+
+@accounts_api.route("/registrations/confirm")
+class RegistrationConfirmation(MethodView):
+    @accounts_api.arguments(TokenSchema)
+    @accounts_api.response(200, StatusSchema)
+    def post(self, body):
+        try:
+            with database().unit_of_work() as session:
+                registration.confirm(session, body["token"])
+        except tokens.TokenExpired as expired:
+            with database().unit_of_work() as session:
+                registration.lapse_for(session, expired.user_id, expired.customer_number)
+            raise Problem(
+                410, "expired", "Registration lapsed", "The confirmation time is up. Register again, please."
+            ) from None
+        except tokens.TokenUnknown as error:
+            raise _token_problem(error) from None
+        return {"status": "confirmed"}
+
+
+# --- passwords ----------------------------------------------------------------------------
+@accounts_api.route("/password-resets")
+class PasswordResets(MethodView):
+    @accounts_api.arguments(ResetRequestSchema)
+    @accounts_api.response(202, StatusSchema)
+    def post(self, body):
+        key = (f"password-reset-client:{client_address()}", limits.PASSWORD_RESET_PER_CLIENT)
+        with database().unit_of_work() as session:
+            _retry_after(session, key)
+            throttle.hit(session, *key)
+            accounts.request_password_reset(session, body["email"].strip().lower(), settings().public_url, RESET_TTL)
+        return {"status": "accepted"}
+
+
+def _with_token(action, body, field="password"):
+    _weak_password(field, body[field])
+    try:
+        with database().unit_of_work() as session:
+            action(session, body["token"], body[field])
+    except (tokens.TokenExpired, tokens.TokenUnknown) as error:
+        raise _token_problem(error) from None
+    return {"status": "ok"}
+
+
+@accounts_api.route("/password-resets/confirm")
+class PasswordResetConfirmation(MethodView):
+    @accounts_api.arguments(TokenPasswordSchema)
+    @accounts_api.response(200, StatusSchema)
+    def post(self, body):
+        return _with_token(accounts.reset_password, body)
+
+
+@accounts_api.route("/invitations/accept")
+class InvitationAcceptance(MethodView):
+    @accounts_api.arguments(TokenPasswordSchema)
+    @accounts_api.response(200, StatusSchema)
+    def post(self, body):
+        return _with_token(accounts.accept_invitation, body)
+
+
+@accounts_api.route("/me/password")
+class MyPassword(MethodView):
+    @signed_in
+    @accounts_api.arguments(PasswordChangeSchema)
+    @accounts_api.response(200, StatusSchema)
+    def put(self, body):
+        _weak_password("new_password", body["new_password"])
+        with database().unit_of_work() as session:
+            changed = accounts.change_password(
+                session, signed_in_user().user_id, body["current_password"], body["new_password"]
+            )
+        if not changed:
+            message = "The current password is not right."
+            raise Problem(
+                422,
+                "validation-failed",
+                "Validation failed",
+                message,
+                errors=[{"field": "current_password", "message": message}],
+            )
+        return {"status": "changed"}
+
+
+@accounts_api.route("/me")
 class Me(MethodView):
     @signed_in
-    @accounts.response(200, MeSchema)
+    @accounts_api.response(200, MeSchema)
     def get(self):
-        principal = current_principal()
+        principal = signed_in_user()
         with database().unit_of_work() as session:
             user = session.get(User, principal.user_id)
             if user is None or user.status != "active":
                 raise Problem(401, "unauthenticated", "Sign-in required", "This account is no longer active.")
-            return {"id": user.id, "email": user.email, "name": user.name, "staff": user.staff, "memberships": []}
+            rows = session.execute(
+                select(Membership, CustomerProfile.company_name)
+                .join(CustomerProfile, CustomerProfile.customer_number == Membership.customer_number)
+                .where(Membership.user_id == user.id)
+                .order_by(CustomerProfile.company_name)
+            ).all()
+            return {
+                "id": user.id,
+                "email": user.email,
+                "name": user.name,
+                "staff": user.staff,
+                "memberships": [
+                    {
+                        "customer_number": m.customer_number,
+                        "company_name": company_name,
+                        "administrator": m.administrator,
+                        "rights": m.effective_rights(),
+                    }
+                    for m, company_name in rows
+                ],
+            }
 
 
+# --- a customer profile -------------------------------------------------------------------
+@profiles_api.route("/<customer_number>/profile")
+class Profile(MethodView):
+    @signed_in
+    @profiles_api.response(200, ProfileSchema)
+    def get(self, customer_number):
+        with database().unit_of_work() as session:
+            _access(session, customer_number)
+            return session.get(CustomerProfile, customer_number)
+
+
+@profiles_api.route("/<customer_number>/addresses")
+class Addresses(MethodView):
+    @signed_in
+    @profiles_api.arguments(AddressesSchema)
+    @profiles_api.response(200, ProfileSchema)
+    def put(self, body, customer_number):
+        with database().unit_of_work() as session:
+            _access(session, customer_number, "contacts", write=True)
+            return contacts.update(session, customer_number, **body)
+
+
+@profiles_api.route("/<customer_number>/delivery-method")
+class DeliveryMethod(MethodView):
+    @signed_in
+    @profiles_api.arguments(DeliveryMethodSchema)
+    @profiles_api.response(200, ProfileSchema)
+    def put(self, body, customer_number):
+        with database().unit_of_work() as session:
+            _access(session, customer_number, "contacts", write=True)
+            return contacts.update(session, customer_number, **body)
+
+
+@profiles_api.route("/<customer_number>/users")
+class Members(MethodView):
+    @signed_in
+    @profiles_api.response(200, MemberListSchema)
+    def get(self, customer_number):
+        with database().unit_of_work() as session:
+            _access(session, customer_number, "users")
+            return {
+                "items": [_member_view(m, u) for m, u in memberships.members(session, customer_number)],
+                "next": None,
+            }
+
+    @signed_in
+    @profiles_api.arguments(NewMemberSchema)
+    @profiles_api.response(201, MemberSchema)
+    def post(self, body, customer_number):
+        config = settings()
+        try:
+            with database().unit_of_work() as session:
+                _access(session, customer_number, "users", write=True)
+                inviter = session.get(User, signed_in_user().user_id)
+                membership, user = memberships.add_member(
+                    session,
+                    customer_number=customer_number,
+                    inviter=inviter.name,
+                    public_url=config.public_url,
+                    invitation_ttl=INVITATION_TTL,
+                    **body,
+                )
+                return _member_view(membership, user)
+        except memberships.MemberExists:
+            raise Problem(
+                409, "member-exists", "Already a member", "This person already has access to the profile."
+            ) from None
+
+
+@profiles_api.route("/<customer_number>/users/<user_id>")
+class Member(MethodView):
+    @signed_in
+    @profiles_api.arguments(MemberChangeSchema)
+    @profiles_api.response(200, MemberSchema)
+    def patch(self, body, customer_number, user_id):
+        try:
+            with database().unit_of_work() as session:
+                _access(session, customer_number, "users", write=True)
+                membership, user = memberships.change_member(
+                    session, customer_number, user_id, body.get("rights"), body.get("administrator")
+                )
+                return _member_view(membership, user)
+        except memberships.UnknownMember:
+            raise Problem(404, "not-found", "Not found", "No such user in this profile.") from None
+        except memberships.LastAdministrator:
+            raise _last_administrator() from None
+
+    @signed_in
+    @profiles_api.response(204)
+    def delete(self, customer_number, user_id):
+        try:
+            with database().unit_of_work() as session:
+                _access(session, customer_number, "users", write=True)
+                memberships.remove_member(session, customer_number, user_id)
+        except memberships.UnknownMember:
+            raise Problem(404, "not-found", "Not found", "No such user in this profile.") from None
+        except memberships.LastAdministrator:
+            raise _last_administrator() from None
+        return Response(status=204)
+
+
+def _last_administrator() -> Problem:
+    return Problem(
+        409,
+        "last-administrator",
+        "Last administrator",
+        "A profile keeps at least one administrator; appoint another first.",
+    )
+
+
+# --- internal and staff -------------------------------------------------------------------
 @internal.route("/credentials/verify")
 class VerifyCredentials(MethodView):
     """The gateway asks whether an e-mail and password belong to an active account."""
@@ -83,22 +493,22 @@ class VerifyCredentials(MethodView):
     @internal.arguments(CredentialsSchema)
     @internal.response(200, AuthenticatedUserSchema)
     def post(self, credentials):
-        email = credentials["email"].strip().lower()
-        with database().unit_of_work() as session:
-            user = session.scalars(select(User).where(User.email == email)).one_or_none()
-            # Always verify a hash (a dummy one for unknown e-mails) so timing tells nothing.
-            valid = verify_password(user.password_hash if user else None, credentials["password"])
-            if not valid or user is None or user.status != "active":
-                raise Problem(401, "invalid-credentials", "Sign-in failed", "The e-mail or password is not right.")
-            if needs_rehash(user.password_hash):
-                user.password_hash = hash_password(credentials["password"])
-            return user
+        try:
+            return accounts.verify_credentials(
+                database(), credentials["email"].strip().lower(), credentials["password"], client_address()
+            )
+        except accounts.Throttled as throttled:
+            raise throttle.too_many(throttled.seconds) from None
+        except accounts.SignInFailed:
+            raise Problem(
+                401, "invalid-credentials", "Sign-in failed", "The e-mail or password is not right."
+            ) from None
 
 
 @admin.route("/customer-profiles/<customer_number>")
 class AdminCustomerProfile(MethodView):
     @staff_only
-    @admin.response(200, CustomerProfileSchema)
+    @admin.response(200, ProfileSchema)
     def get(self, customer_number):
         with database().unit_of_work() as session:
             profile = session.get(CustomerProfile, customer_number)

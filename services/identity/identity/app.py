@@ -12,6 +12,6 @@ from shared.web import service_app
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("identity")
     app, openapi = service_app(settings, "Customer Center — identity")
-    for blueprint in (api.accounts, api.internal, api.admin):
+    for blueprint in (api.accounts_api, api.profiles_api, api.internal, api.admin):
         openapi.register_blueprint(blueprint)
     return app

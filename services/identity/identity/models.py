@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, String, func
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
+
+RIGHTS = ("licenses", "downloads", "documents", "news", "contacts", "users")
+DELIVERY_METHODS = ("dvd", "download")
 
 
 class Base(DeclarativeBase):
@@ -28,6 +31,8 @@ class CustomerProfile(Base):
     delivery_method: Mapped[str] = mapped_column(String(10), default="download")
     # When licensing's sales master last spoke about this customer: older events lose.
     source_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Counts every change of contacts made here; consumers keep the highest they saw.
+    contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -40,5 +45,70 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # "pending" (registered, not confirmed), "invited" (no password yet), "active", "disabled"
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, server_default=func.now())
+
+
+class Membership(Base):
+    """A person's place in one customer profile, with the rights they hold there."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    customer_number: Mapped[str] = mapped_column(
+        String(20), ForeignKey("customer_profiles.customer_number"), primary_key=True, index=True
+    )
+    administrator: Mapped[bool] = mapped_column(Boolean, default=False)
+    rights: Mapped[list] = mapped_column(JSON, default=list)
+    # Counts every change, so other services can ignore an older event that arrives late.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    def effective_rights(self) -> list[str]:
+        return list(RIGHTS) if self.administrator else [r for r in RIGHTS if r in (self.rights or [])]
+
+
+class ProfileClaim(Base):
+    """The registration that holds a profile: pending until confirmed, then for good.
+
+    The primary key is the customer number, so of any number of people registering one
+    profile at once the database lets exactly one in."""
+
+    __tablename__ = "profile_claims"
+
+    customer_number: Mapped[str] = mapped_column(
+        String(20), ForeignKey("customer_profiles.customer_number"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # "pending" or "confirmed"
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Token(Base):
+    """A one-time token sent by e-mail (confirm, invitation, password-reset), stored hashed."""
+
+    __tablename__ = "tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    customer_number: Mapped[str | None] = mapped_column(String(20))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class OutgoingMail(Base):
+    """An e-mail written in the transaction that caused it; the mailer sends it after commit."""
+
+    __tablename__ = "outgoing_mail"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,91 @@
+"""Signing in, resetting and changing passwords, accepting an invitation.
+
+Every failure of a sign-in looks the same from outside (status, body, and timing: an unknown
+e-mail still verifies a dummy hash). Failed sign-ins are counted per account and per client;
+a successful one clears its account's count; a password reset works for a throttled account.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from identity import limits, mail, tokens
+from identity.models import User
+from identity.passwords import hash_password, needs_rehash, verify_password
+from shared import throttle
+from shared.db import Database
+
+
+class SignInFailed(Exception):
+    pass
+
+
+class Throttled(Exception):
+    def __init__(self, seconds: int):
+        super().__init__(f"retry after {seconds}s")
+        self.seconds = seconds
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalars(select(User).where(User.email == email)).one_or_none()
+
+
+def verify_credentials(database: Database, email: str, password: str, client: str) -> User:
+    account_key, client_key = f"sign-in-account:{email}", f"sign-in-client:{client}"
+    with database.unit_of_work() as session:
+        wait = max(
+            throttle.retry_after(session, account_key, limits.SIGN_IN_PER_ACCOUNT) or 0,
+            throttle.retry_after(session, client_key, limits.SIGN_IN_PER_CLIENT) or 0,
+        )
+        if wait:
+            raise Throttled(wait)
+        user = find_user(session, email)
+        # Always verify a hash (a dummy one for unknown e-mails) so timing tells nothing.
+        valid = verify_password(user.password_hash if user else None, password)
+        if valid and user is not None and user.status == "active":
+            throttle.clear(session, account_key)
+            if needs_rehash(user.password_hash):
+                user.password_hash = hash_password(password)
+            return user
+    with database.unit_of_work() as session:  # count the failure in its own transaction
+        throttle.hit(session, account_key, limits.SIGN_IN_PER_ACCOUNT)
+        throttle.hit(session, client_key, limits.SIGN_IN_PER_CLIENT)
+    raise SignInFailed()
+
+
+def request_password_reset(session: Session, email: str, public_url: str, ttl_seconds: int) -> None:
+    """Queue a reset mail if the account exists and may sign in; the caller answers 202 either way."""
+    user = find_user(session, email)
+    if user is None or user.status not in ("active",):
+        return
+    raw, expires_at = tokens.issue(session, tokens.RESET, user.id, ttl_seconds)
+    mail.password_reset(session, user.email, user.name, tokens.link(public_url, tokens.RESET, raw), expires_at)
+
+
+def reset_password(session: Session, raw_token: str, password: str) -> User:
+    token = tokens.consume(session, tokens.RESET, raw_token)
+    user = session.get(User, token.user_id)
+    if user is None or user.status != "active":
+        raise tokens.TokenUnknown()
+    user.password_hash = hash_password(password)
+    throttle.clear(session, f"sign-in-account:{user.email}")
+    return user
+
+
+def accept_invitation(session: Session, raw_token: str, password: str) -> User:
+    token = tokens.consume(session, tokens.INVITATION, raw_token)
+    user = session.get(User, token.user_id)
+    if user is None or user.status != "invited":
+        raise tokens.TokenUnknown()
+    user.password_hash = hash_password(password)
+    user.status = "active"
+    return user
+
+
+def change_password(session: Session, user_id: str, current: str, new: str) -> bool:
+    user = session.get(User, user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        return False
+    user.password_hash = hash_password(new)
+    return True

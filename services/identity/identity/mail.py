@@ -1,0 +1,133 @@
+"""The e-mails identity sends, queued in the transaction that causes them.
+
+`queue()` writes an `outgoing_mail` row next to the change (a registration, an invitation):
+if the transaction commits the mail will go out, if it rolls back no mail mentions a change
+that never happened. `python -m identity.mailer` sends the rows. Mails are in Czech first,
+then English, since we do not know the reader's language yet.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from identity.models import OutgoingMail
+
+SIGNATURE = "Zákaznické centrum / Customer Center"
+
+
+def queue(session: Session, recipient: str, subject: str, body: str) -> None:
+    session.add(OutgoingMail(recipient=recipient, subject=subject, body=body, attempts=0))
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%d. %m. %Y %H:%M UTC")
+
+
+def confirm_registration(
+    session: Session, recipient: str, name: str, company: str, link: str, expires_at: datetime
+) -> None:
+    queue(
+        session,
+        recipient,
+        "Potvrďte registraci do Zákaznického centra / Confirm your registration",
+        f"""Dobrý den, {name},
+
+děkujeme za registraci firmy {company} do Zákaznického centra. Registraci dokončíte
+otevřením tohoto odkazu do {_when(expires_at)}:
+
+{link}
+
+Pokud jste se neregistrovali, tento e-mail ignorujte; registrace po uplynutí lhůty zanikne.
+
+---
+Hello {name},
+
+thank you for registering {company} with the Customer Center. Open this link before
+{_when(expires_at)} to finish:
+
+{link}
+
+If you did not register, ignore this e-mail; the registration lapses when the time is up.
+
+{SIGNATURE}
+""",
+    )
+
+
+def invitation(
+    session: Session, recipient: str, name: str, company: str, inviter: str, link: str, expires_at: datetime
+) -> None:
+    queue(
+        session,
+        recipient,
+        f"Pozvánka do Zákaznického centra: {company} / Invitation to the Customer Center",
+        f"""Dobrý den, {name},
+
+{inviter} vám zřídil(a) přístup k profilu firmy {company} v Zákaznickém centru.
+Heslo si nastavíte zde (odkaz platí do {_when(expires_at)}):
+
+{link}
+
+---
+Hello {name},
+
+{inviter} has given you access to the profile of {company} in the Customer Center.
+Set your password here (the link works until {_when(expires_at)}):
+
+{link}
+
+{SIGNATURE}
+""",
+    )
+
+
+def membership_notice(
+    session: Session, recipient: str, name: str, company: str, inviter: str, sign_in_link: str
+) -> None:
+    queue(
+        session,
+        recipient,
+        f"Nový přístup v Zákaznickém centru: {company} / New access in the Customer Center",
+        f"""Dobrý den, {name},
+
+{inviter} vám zřídil(a) přístup k profilu firmy {company}. Přihlaste se svým dosavadním
+heslem: {sign_in_link}
+
+---
+Hello {name},
+
+{inviter} has given you access to the profile of {company}. Sign in with the password you
+already have: {sign_in_link}
+
+{SIGNATURE}
+""",
+    )
+
+
+def password_reset(session: Session, recipient: str, name: str, link: str, expires_at: datetime) -> None:
+    queue(
+        session,
+        recipient,
+        "Obnovení hesla do Zákaznického centra / Reset your password",
+        f"""Dobrý den, {name},
+
+nové heslo si nastavíte zde (odkaz platí do {_when(expires_at)} a jen jednou):
+
+{link}
+
+Pokud jste o obnovení nežádali, e-mail ignorujte; vaše heslo zůstává beze změny.
+
+---
+Hello {name},
+
+set a new password here (the link works once, until {_when(expires_at)}):
+
+{link}
+
+If you did not ask for this, ignore this e-mail; your password stays as it is.
+
+{SIGNATURE}
+""",
+    )

@@ -1,0 +1,122 @@
+"""Rules 1-3: a person registers a customer company with its customer number and company ID,
+becomes its first administrator once they confirm by e-mail within the time allowed.
+
+The claim on a profile is a row keyed by the customer number: of many people registering one
+profile at once, the database lets exactly one insert it. It stays after confirmation, so
+nobody can self-register to a profile that has an administrator; it is removed with the
+unconfirmed account when the confirmation lapses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from identity import mail, memberships, tokens
+from identity.models import RIGHTS, CustomerProfile, Membership, ProfileClaim, User
+from identity.passwords import hash_password
+from shared.db import as_utc, utc_now
+
+
+class PairMismatch(Exception):
+    """The customer number and company ID do not belong together (one answer for both halves)."""
+
+
+class ProfileHasAdministrator(Exception):
+    pass
+
+
+class ProfileClaimed(Exception):
+    """Someone registered this profile and has not confirmed yet."""
+
+
+class EmailTaken(Exception):
+    pass
+
+
+def register(
+    session: Session,
+    *,
+    customer_number: str,
+    company_id: str,
+    email: str,
+    password: str,
+    name: str,
+    public_url: str,
+    ttl_seconds: int,
+) -> datetime:
+    """Create the pending account and claim; queue the confirmation mail. Returns expiry."""
+    profile = session.get(CustomerProfile, customer_number)
+    if profile is None or profile.company_id != company_id:
+        raise PairMismatch()
+    claim = session.get(ProfileClaim, customer_number)
+    if claim is not None and claim.status == "pending" and as_utc(claim.expires_at) <= utc_now():
+        lapse(session, claim)
+        claim = None
+    if claim is not None:
+        raise ProfileHasAdministrator() if claim.status == "confirmed" else ProfileClaimed()
+    if session.scalar(
+        select(Membership).where(Membership.customer_number == customer_number, Membership.administrator)
+    ):
+        raise ProfileHasAdministrator()
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise EmailTaken()
+
+    expires_at = utc_now() + timedelta(seconds=ttl_seconds)
+    user = User(email=email, name=name, password_hash=hash_password(password), status="pending")
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+            session.add(
+                ProfileClaim(customer_number=customer_number, user_id=user.id, status="pending", expires_at=expires_at)
+            )
+            session.flush()
+    except IntegrityError:
+        # Lost the race for this profile (or this e-mail) to a registration that committed first.
+        if session.get(ProfileClaim, customer_number) is not None:
+            raise ProfileClaimed() from None
+        raise EmailTaken() from None
+    raw, _ = tokens.issue(session, tokens.CONFIRM, user.id, ttl_seconds, customer_number)
+    mail.confirm_registration(
+        session, email, name, profile.company_name, tokens.link(public_url, tokens.CONFIRM, raw), expires_at
+    )
+    return expires_at
+
+
+def confirm(session: Session, raw_token: str) -> User:
+    """Turn the pending account and claim into an active administrator. Raises
+    tokens.TokenUnknown, or tokens.TokenExpired (the caller then calls `lapse_for`)."""
+    token = tokens.consume(session, tokens.CONFIRM, raw_token)
+    user = session.get(User, token.user_id)
+    claim = session.get(ProfileClaim, token.customer_number)
+    if user is None or claim is None or claim.user_id != user.id:
+        raise tokens.TokenUnknown()
+    user.status = "active"
+    claim.status = "confirmed"
+    session.add(
+        Membership(
+            user_id=user.id, customer_number=claim.customer_number, administrator=True, rights=list(RIGHTS), version=1
+        )
+    )
+    session.flush()
+    memberships.announce(session, session.get(Membership, (user.id, claim.customer_number)))
+    return user
+
+
+def lapse_for(session: Session, user_id: str, customer_number: str | None) -> None:
+    claim = session.get(ProfileClaim, customer_number) if customer_number else None
+    if claim is not None and claim.user_id == user_id and claim.status == "pending":
+        lapse(session, claim)
+
+
+def lapse(session: Session, claim: ProfileClaim) -> None:
+    """The confirmation time is up: the account and its claim are gone; the profile is free."""
+    user = session.get(User, claim.user_id)
+    session.delete(claim)
+    if user is not None and user.status == "pending":
+        session.delete(user)
+    session.flush()
