@@ -32,7 +32,9 @@ class IdentityApi:
             principal = Principal(**{**principal.__dict__, "client": client})
         return {auth.HEADER: auth.issue(TEST_SECRET, "identity", principal)}
 
-    def call(self, method: str, path: str, body=None, user: str | None = None, client: str = "198.51.100.1", staff=False):
+    def call(
+        self, method: str, path: str, body=None, user: str | None = None, client: str = "198.51.100.1", staff=False
+    ):
         principal = Principal(user, staff=staff) if user else None
         return self.client.open(path, method=method, json=body, headers=self.headers(principal, client))
 
@@ -42,7 +44,9 @@ class IdentityApi:
 
     def mails_to(self, email: str) -> list[OutgoingMail]:
         with self.database.unit_of_work() as session:
-            return list(session.scalars(select(OutgoingMail).where(OutgoingMail.recipient == email).order_by(OutgoingMail.id)))
+            return list(
+                session.scalars(select(OutgoingMail).where(OutgoingMail.recipient == email).order_by(OutgoingMail.id))
+            )
 
     def token_from_mail(self, email: str, page: str) -> str:
         import re
@@ -52,9 +56,13 @@ class IdentityApi:
 
     def verify(self, email: str, password: str, client: str = "198.51.100.1"):
         headers = self.headers(Principal("gateway", kind="service"), client)
-        return self.client.post("/internal/v1/credentials/verify", json={"email": email, "password": password}, headers=headers)
+        return self.client.post(
+            "/internal/v1/credentials/verify", json={"email": email, "password": password}, headers=headers
+        )
 
-    def register(self, customer_number="100001", email="ada@example.com", name="Ada Nováková", password=PASSWORD, **extra):
+    def register(
+        self, customer_number="100001", email="ada@example.com", name="Ada Nováková", password=PASSWORD, **extra
+    ):
         body = {
             "customer_number": customer_number,
             "company_id": CUSTOMERS.get(customer_number, ("00000001",))[0],
@@ -76,7 +84,9 @@ class IdentityApi:
         from shared.messaging import outbox
 
         with self.database.unit_of_work() as session:
-            rows = session.execute(select(outbox.c.body).where(outbox.c.routing_key == type_).order_by(outbox.c.id)).all()
+            rows = session.execute(
+                select(outbox.c.body).where(outbox.c.routing_key == type_).order_by(outbox.c.id)
+            ).all()
         return [json.loads(row.body)["data"] for row in rows]
 
 

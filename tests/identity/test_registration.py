@@ -108,7 +108,9 @@ def test_later_people_are_told_to_ask_the_administrator(identity):
     assert identity.register().status_code == 202
     pending = identity.register(email="bob@example.com", name="Bob")
     assert pending.status_code == 409 and pending.get_json()["type"].endswith("profile-claimed")
-    identity.call("POST", "/api/v1/registrations/confirm", {"token": identity.token_from_mail("ada@example.com", "confirm")})
+    identity.call(
+        "POST", "/api/v1/registrations/confirm", {"token": identity.token_from_mail("ada@example.com", "confirm")}
+    )
     taken = identity.register(email="bob@example.com", name="Bob")
     assert taken.status_code == 409 and taken.get_json()["type"].endswith("profile-has-administrator")
 
@@ -138,7 +140,9 @@ def test_a_lapsed_claim_is_released_by_the_next_registration_too(identity):
     time.sleep(1.2)
     identity.client.application.extensions["settings"] = settings
     assert identity.register(email="bob@example.com", name="Bob").status_code == 202
-    old = identity.call("POST", "/api/v1/registrations/confirm", {"token": identity.token_from_mail("ada@example.com", "confirm")})
+    old = identity.call(
+        "POST", "/api/v1/registrations/confirm", {"token": identity.token_from_mail("ada@example.com", "confirm")}
+    )
     assert old.status_code == 404
 
 

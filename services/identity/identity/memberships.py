@@ -132,8 +132,13 @@ def add_member(
         )
     else:
         mail.membership_notice(session, user.email, user.name, profile.company_name, inviter, f"{public_url}/sign-in")
+    administrator = "users" in rights  # the users right is the administrator's role
     membership = Membership(
-        user_id=user.id, customer_number=customer_number, administrator=False, rights=_clean(rights), version=1
+        user_id=user.id,
+        customer_number=customer_number,
+        administrator=administrator,
+        rights=list(RIGHTS) if administrator else _clean(rights),
+        version=1,
     )
     session.add(membership)
     session.flush()
@@ -148,19 +153,21 @@ class MemberExists(Exception):
 def change_member(
     session: Session, customer_number: str, user_id: str, rights: list[str] | None, administrator: bool | None
 ) -> tuple[Membership, User]:
+    """Change rights and/or the administrator role. The `users` right is the administrator's
+    (product rule 4): granting it makes an administrator, taking it away ends the role."""
     membership = session.get(Membership, (user_id, customer_number), with_for_update=True)
     if membership is None:
         raise UnknownMember(user_id)
+    if administrator is None and rights is not None:
+        administrator = "users" in rights
+    new_rights = _clean(rights) if rights is not None else [r for r in membership.effective_rights() if r != "users"]
     if administrator is False and membership.administrator:
         _lock_administrators(session, customer_number)
         if _administrators(session, customer_number) <= 1:
             raise LastAdministrator()
     if administrator is not None:
         membership.administrator = administrator
-    if rights is not None:
-        membership.rights = _clean(rights)
-    if membership.administrator:
-        membership.rights = list(RIGHTS)
+    membership.rights = list(RIGHTS) if membership.administrator else [r for r in new_rights if r != "users"]
     membership.version += 1
     session.flush()
     announce(session, membership)

@@ -66,7 +66,10 @@ class Membership(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     def effective_rights(self) -> list[str]:
-        return list(RIGHTS) if self.administrator else [r for r in RIGHTS if r in (self.rights or [])]
+        # "users" is the administrator's right: it comes and goes with the role.
+        if self.administrator:
+            return list(RIGHTS)
+        return [r for r in RIGHTS if r in (self.rights or []) and r != "users"]
 
 
 class ProfileClaim(Base):
