@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
-
 from identity.app import create_app
 from identity.handlers import on_customer_created
 from identity.models import OutgoingMail, User
+from sqlalchemy import select
+
 from shared import auth, migrations
 from shared.auth import Principal
 from shared.db import Database

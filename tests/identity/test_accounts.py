@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from identity import limits
+
 from shared.throttle import Limit
 from tests.identity.conftest import PASSWORD
 
@@ -88,9 +89,9 @@ def test_a_newer_reset_link_voids_the_older_and_each_works_once(identity):
 def test_an_expired_reset_link_is_410(identity):
     from datetime import timedelta
 
+    from identity.models import Token
     from sqlalchemy import update
 
-    from identity.models import Token
     from shared.db import utc_now
 
     identity.administrator()

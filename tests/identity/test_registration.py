@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from identity import limits
+
 from shared.throttle import Limit
 from tests.identity.conftest import PASSWORD
 
