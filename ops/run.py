@@ -22,16 +22,26 @@ from ops.suite import ROOT, Suite
 from shared import amqp
 from shared.config import DEFAULT_SERVICE_PORTS, var_dir
 
+SECRETS = {
+    "INTERNAL_AUTH_SECRET": lambda: secrets.token_hex(32),
+    "DEMO_STAFF_PASSWORD": lambda: secrets.token_urlsafe(12),
+    "DEMO_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+    "DEMO_USER_PASSWORD": lambda: secrets.token_urlsafe(12),
+}
+DEMO_ADMIN = ("spravce@example.com", "Jana Správcová")
+DEMO_USER = ("ucetni@example.com", "Petr Účetní")
+
 
 def load_secrets(path: Path) -> dict[str, str]:
-    """Random secrets made once per checkout, so restarts keep sessions and demo sign-in."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            f"INTERNAL_AUTH_SECRET={secrets.token_hex(32)}\nDEMO_STAFF_PASSWORD={secrets.token_urlsafe(12)}\n"
-        )
-        path.chmod(0o600)
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    """Random secrets made once per checkout, so restarts keep sessions and demo sign-ins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line) if path.exists() else {}
+    missing = {name: make() for name, make in SECRETS.items() if name not in kept}
+    if missing:
+        kept.update(missing)
+        path.write_text("".join(f"{name}={value}\n" for name, value in kept.items()))
+    path.chmod(0o600)
+    return kept
 
 
 def ensure_broker(url: str) -> None:
@@ -89,7 +99,27 @@ def main() -> None:
     try:
         suite.wait_ready(timeout=90)
         numbers = seed.seed(suite.web_url("gateway"), env["STAFF_EMAIL"], env["STAFF_PASSWORD"])
-        banner(env, numbers, catcher is not None, folder)
+        demo_customer = next(iter(numbers.values()))
+        admin = (*DEMO_ADMIN, kept["DEMO_ADMIN_PASSWORD"])
+        colleague = (*DEMO_USER, kept["DEMO_USER_PASSWORD"])
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "identity",
+                "demo-accounts",
+                "--customer",
+                demo_customer,
+                "--admin",
+                *admin,
+                "--colleague",
+                *colleague,
+            ],
+            env=suite.env,
+            cwd=ROOT,
+            check=True,
+        )
+        banner(env, numbers, catcher is not None, folder, admin, colleague)
         supervise(suite, lambda: stopping)
     finally:
         print("\nStopping ...", flush=True)
@@ -109,7 +139,7 @@ def supervise(suite: Suite, stopping) -> None:
         time.sleep(1)
 
 
-def banner(env: dict[str, str], numbers: dict[str, str], catching: bool, folder: Path) -> None:
+def banner(env: dict[str, str], numbers: dict[str, str], catching: bool, folder: Path, admin, colleague) -> None:
     lines = [
         "",
         "=" * 72,
@@ -117,6 +147,8 @@ def banner(env: dict[str, str], numbers: dict[str, str], catching: bool, folder:
         f"  English:                      {env['PUBLIC_URL']}/?lang=en",
         f"  API documentation (gateway):  {env['PUBLIC_URL']}/docs",
         f"  Vendor staff sign-in:         {env['STAFF_EMAIL']} / {env['STAFF_PASSWORD']}",
+        f"  Demo administrator:           {admin[0]} / {admin[2]}  (customer {next(iter(numbers.values()))})",
+        f"  Demo user (downloads, news):  {colleague[0]} / {colleague[2]}",
         "  Demo customers (customer number, company):",
         *[f"    {number}  {name}" for name, number in numbers.items()],
         f"  Mails land in:                {folder / 'mail'}/"

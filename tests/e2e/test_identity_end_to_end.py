@@ -47,7 +47,9 @@ def test_fifty_people_registering_one_profile_at_once_make_exactly_one_claim(gat
     assert sorted(answers) == [202] + [409] * 49
     engine = create_engine(suite.env["IDENTITY_DATABASE_URL"])
     with engine.connect() as connection:
-        claims = connection.execute(text("SELECT count(*) FROM profile_claims WHERE customer_number = :n"), {"n": number}).scalar()
+        claims = connection.execute(
+            text("SELECT count(*) FROM profile_claims WHERE customer_number = :n"), {"n": number}
+        ).scalar()
         pending_users = connection.execute(text("SELECT count(*) FROM users WHERE email LIKE 'racer%'")).scalar()
     engine.dispose()
     assert claims == 1 and pending_users == 1

@@ -48,7 +48,7 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
             lambda: b"Customer Center is running" in (tmp_path / "run.log").read_bytes(), timeout=120, interval=0.5
         )
         output = (tmp_path / "run.log").read_text()
-        assert "operator@example.com" in output and "100001" in output
+        assert "operator@example.com" in output and "100001" in output and "spravce@example.com" in output
 
         czech = requests.get(f"{gateway}/", timeout=10)
         assert czech.status_code == 200 and 'lang="cs"' in czech.text
@@ -57,6 +57,19 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
         for port in ports.values():
             assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
         assert (tmp_path / "var" / "secrets.env").stat().st_mode & 0o077 == 0
+        # the printed demo accounts sign in, with the rights the banner promises
+        kept = dict(line.split("=", 1) for line in (tmp_path / "var" / "secrets.env").read_text().splitlines())
+        for email, password, administrator in (
+            ("spravce@example.com", kept["DEMO_ADMIN_PASSWORD"], True),
+            ("ucetni@example.com", kept["DEMO_USER_PASSWORD"], False),
+        ):
+            token = requests.post(f"{gateway}/api/v1/sessions", json={"email": email, "password": password}, timeout=10)
+            assert token.status_code == 201, token.text
+            me = requests.get(
+                f"{gateway}/api/v1/me", headers={"Authorization": f"Bearer {token.json()['token']}"}, timeout=10
+            )
+            [membership] = me.json()["memberships"]
+            assert membership["administrator"] is administrator
     finally:
         os.killpg(run.pid, signal.SIGINT)
         try:

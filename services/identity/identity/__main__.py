@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     staff = commands.add_parser("create-staff")
     staff.add_argument("--email", required=True)
     staff.add_argument("--name", default="Vendor staff")
+    demo = commands.add_parser("demo-accounts", help="an administrator and a colleague for make run")
+    demo.add_argument("--customer", required=True)
+    demo.add_argument("--admin", nargs=3, metavar=("EMAIL", "NAME", "PASSWORD"), required=True)
+    demo.add_argument("--colleague", nargs=3, metavar=("EMAIL", "NAME", "PASSWORD"), required=True)
     args = parser.parse_args(argv)
 
     settings = Settings.from_env("identity")
@@ -58,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("the password needs at least 8 characters")
         ensure_staff(Database(settings.database_url), args.email, password, args.name)
         print(f"staff account {args.email} is ready")
+    elif args.command == "demo-accounts":
+        from identity.demo import ensure_demo_accounts
+
+        ensure_demo_accounts(settings, args.customer, tuple(args.admin), tuple(args.colleague))
 
 
 if __name__ == "__main__":
