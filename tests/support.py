@@ -118,7 +118,9 @@ class SmtpInbox:
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(self._email.message_from_bytes(envelope.original_content or envelope.content, policy=self._policy))
+        self.messages.append(
+            self._email.message_from_bytes(envelope.original_content or envelope.content, policy=self._policy)
+        )
         return "250 OK"
 
     def start(self) -> SmtpInbox:

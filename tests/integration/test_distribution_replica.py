@@ -6,6 +6,7 @@ import json
 
 from distribution.handlers import HANDLERS
 from distribution.models import Customer
+
 from shared import migrations
 from shared.consumer import EventConsumer
 from shared.events import new_envelope

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
-
 from gateway.models import Session
 from gateway.sessions import SessionStore, token_hash
+from sqlalchemy import select
+
 from shared import migrations
 from shared.db import Database
 
