@@ -1,13 +1,17 @@
-"""Container health checks for the components that have no HTTP port (relays, consumers).
+"""Container health checks for the components that have no HTTP port (relays, consumers,
+identity's mailer).
 
-`python -m ops.healthcheck relay <service>` / `python -m ops.healthcheck consumer <service>`
-exits 0 when, in this container,
-1. the component's process runs (its command line is `... -m shared.relay <service>` or
-   `... -m <service>.consumer`) and is neither a zombie nor stopped, and
+`python -m ops.healthcheck relay|consumer|mailer <service>` exits 0 when, in this container,
+1. the component's process runs (its command line is `... -m shared.relay <service>`,
+   `... -m <service>.consumer` or `... -m <service>.mailer`) and is neither a zombie nor
+   stopped, and
 2. that process holds an ESTABLISHED TCP connection to what it works with: a consumer to the
    broker (`AMQP_URL`), a relay to its PostgreSQL database (`<SERVICE>_DATABASE_URL`, where it
-   LISTENs for new outbox rows). Connections are matched by socket inode, so they are that
-   process's own, not just any socket in the container.
+   LISTENs for new outbox rows), a mailer to its PostgreSQL database too (the pooled
+   connection it polls the mail queue on; the SMTP server it only connects to while mail is
+   waiting, and an SMTP outage is the mail server's problem, which the mailer rides out).
+   Connections are matched by socket inode, so they are that process's own, not just any
+   socket in the container.
 
 3. when `HEARTBEAT_FILE` is set, the process's loop touched that file within the last
    `HEARTBEAT_MAX_AGE` seconds (default 60): a loop stuck while holding its connections open
@@ -30,6 +34,7 @@ from urllib.parse import urlsplit
 
 PROC = Path("/proc")
 ESTABLISHED = "01"
+KINDS = ("relay", "consumer", "mailer")
 
 
 def expected_argv(kind: str, service: str) -> list[str]:
@@ -38,7 +43,9 @@ def expected_argv(kind: str, service: str) -> list[str]:
         return ["-m", "shared.relay", service]
     if kind == "consumer":
         return ["-m", f"{service}.consumer"]
-    raise ValueError(f"unknown component kind {kind!r} (relay or consumer)")
+    if kind == "mailer":
+        return ["-m", f"{service}.mailer"]
+    raise ValueError(f"unknown component kind {kind!r} (relay, consumer or mailer)")
 
 
 def find_processes(argv_tail: list[str], proc: Path = PROC) -> list[int]:
@@ -108,7 +115,8 @@ def resolve(host: str, port: int) -> set[tuple[str, int]]:
 
 
 def dependency(kind: str, service: str, env=os.environ) -> tuple[str, str, int] | None:
-    """(what, host, port) the component must stay connected to, or None (a relay on SQLite)."""
+    """(what, host, port) the component must stay connected to, or None (a relay or mailer
+    on SQLite)."""
     if kind == "consumer":
         url = urlsplit(env.get("AMQP_URL") or "amqp://guest:guest@localhost:5672/")
         return "broker", url.hostname or "localhost", url.port or (5671 if url.scheme == "amqps" else 5672)
@@ -155,8 +163,8 @@ def check(kind: str, service: str, env=os.environ, proc: Path = PROC) -> list[st
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in ("relay", "consumer"):
-        print("usage: python -m ops.healthcheck relay|consumer <service>", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in KINDS:
+        print("usage: python -m ops.healthcheck relay|consumer|mailer <service>", file=sys.stderr)
         return 2
     problems = check(argv[0], argv[1])
     for problem in problems:

@@ -350,7 +350,7 @@ def test_every_component_gets_the_common_environment(services, compose):
 
 def test_common_environment_points_at_the_compose_services(compose):
     common = compose["x-app-environment"]
-    assert common["SMTP_HOST"] == "mailcatcher"
+    assert common["SMTP_HOST"] == "${SMTP_HOST:-mailcatcher}"
     for component in COMPONENTS:
         assert re.fullmatch(
             rf"postgresql\+psycopg://.+@postgres:5432/{component}", common[f"{component.upper()}_DATABASE_URL"]
@@ -399,6 +399,9 @@ def test_worker_health_checks_name_their_process(services):
         elif command[2].endswith(".consumer"):
             component = command[2].removesuffix(".consumer")
             assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "ops.healthcheck", "consumer", component]
+        elif command[2].endswith(".mailer"):
+            component = command[2].removesuffix(".mailer")
+            assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "ops.healthcheck", "mailer", component]
 
 
 # --- (h) the image's PYTHONPATH is the Makefile's SOURCE_ROOTS ------------------------------

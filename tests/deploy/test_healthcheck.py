@@ -127,3 +127,58 @@ def test_the_relay_and_the_consumer_beat_while_they_run(settings_for, tmp_path):
         migrations.upgrade("identity", settings.database_url)
         with Background(make(settings)):
             wait_until(beat.exists, timeout=10)
+
+
+def test_mailer_connected_to_its_database_is_healthy(listener, processes):
+    assert healthcheck.expected_argv("mailer", "hcfake") == ["-m", "hcfake.mailer"]
+    processes.append(start_fake(["-m", "hcfake.mailer"], connect_to=listener))
+    env = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener}/hcfake"}
+    assert healthcheck.check("mailer", "hcfake", env=env) == []
+    other_port = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener + 1}/hcfake"}
+    problems = healthcheck.check("mailer", "hcfake", env=other_port)
+    assert len(problems) == 1 and "no connection to the database" in problems[0]
+
+
+def test_mailer_without_a_database_connection_or_process_is_unhealthy(listener, processes):
+    env = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener}/hcfake"}
+    assert healthcheck.check("mailer", "hcfake", env=env) == ["no running process ends with '-m hcfake.mailer'"]
+    processes.append(start_fake(["-m", "hcfake.mailer"]))
+    assert healthcheck.check("mailer", "hcfake", env=env)
+    # A relay of the same service is not its mailer.
+    processes.append(start_fake(["-m", "shared.relay", "hcfake"], connect_to=listener))
+    assert healthcheck.check("mailer", "hcfake", env=env)
+
+
+def test_mailer_command_line_exit_codes(processes):
+    run = [sys.executable, "-m", "ops.healthcheck"]
+    root = Path(__file__).resolve().parents[2]
+    assert subprocess.run([*run, "mailer", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 1
+    processes.append(start_fake(["-m", "hcfake-sqlite.mailer"]))
+    assert subprocess.run([*run, "mailer", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 0
+    assert subprocess.run([*run, "mailer"], cwd=root, capture_output=True).returncode == 2
+
+
+def test_the_real_mailer_on_postgresql_passes_its_health_check(new_database, tmp_path):
+    """`python -m identity.mailer` keeps a connection to its database while idle and beats."""
+    from tests.support import wait_until
+
+    url = new_database("hcmailer")
+    migrations.upgrade("identity", url)
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "IDENTITY_DATABASE_URL": url,
+        "HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": "9",  # nothing to send: the mailer never connects
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "identity.mailer"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: healthcheck.check("mailer", "identity", env=env) == [], timeout=20)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    assert '"component": "identity-mailer"' in stderr
