@@ -12,14 +12,25 @@ import requests
 from ops.suite import COMPONENTS, Suite
 from shared.topology import Topology
 from tests.conftest import TEST_SECRET
+from tests.support import SmtpInbox
 
 STAFF = {"email": "staff@example.com", "password": "staff-password-for-tests"}
 
 
 @pytest.fixture(scope="module")
-def suite(amqp_url, new_database, tmp_path_factory):
+def mailbox():
+    """The SMTP server the suite's mailer delivers to."""
+    inbox = SmtpInbox().start()
+    yield inbox
+    inbox.stop()
+
+
+@pytest.fixture(scope="module")
+def suite(amqp_url, new_database, tmp_path_factory, mailbox):
     namespace = f"e2e-{secrets.token_hex(4)}."
     env = {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mailbox.port),
         "AMQP_URL": amqp_url,
         "EVENTS_NAMESPACE": namespace,
         "INTERNAL_AUTH_SECRET": TEST_SECRET,
