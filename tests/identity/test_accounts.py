@@ -121,3 +121,26 @@ def test_changing_the_password_needs_the_current_one(identity):
 def test_anonymous_callers_get_401_on_their_own_data(identity):
     assert identity.call("GET", "/api/v1/me").status_code == 401
     assert identity.call("GET", "/api/v1/customers/100001/profile").status_code == 401
+
+
+def test_older_hash_parameters_are_upgraded_at_the_next_sign_in(identity):
+    from argon2 import PasswordHasher
+    from sqlalchemy import update
+
+    from identity.models import User
+    from identity.passwords import needs_rehash
+
+    identity.administrator()
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    with identity.database.unit_of_work() as session:
+        session.execute(update(User).where(User.email == "ada@example.com").values(password_hash=weak))
+    assert identity.verify("ada@example.com", PASSWORD).status_code == 200
+    with identity.database.unit_of_work() as session:
+        stored = session.get(User, identity.user_id("ada@example.com")).password_hash
+    assert stored != weak and not needs_rehash(stored) and "m=19456,t=2,p=1" in stored
+
+
+def test_a_ten_kilobyte_password_is_refused_by_the_schema_before_any_hashing(identity):
+    answer = identity.verify("ada@example.com", "x" * 10_000)
+    assert answer.status_code == 422
+    assert answer.get_json()["errors"] == [{"field": "password", "message": "Longer than maximum length 1024."}]
