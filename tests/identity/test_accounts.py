@@ -143,4 +143,4 @@ def test_older_hash_parameters_are_upgraded_at_the_next_sign_in(identity):
 def test_a_ten_kilobyte_password_is_refused_by_the_schema_before_any_hashing(identity):
     answer = identity.verify("ada@example.com", "x" * 10_000)
     assert answer.status_code == 422
-    assert answer.get_json()["errors"] == [{"field": "password", "message": "Longer than maximum length 1024."}]
+    assert answer.get_json()["errors"] == [{"field": "password", "message": "Length must be between 1 and 1024."}]
