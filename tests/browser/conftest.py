@@ -54,6 +54,8 @@ def fake_identity(request: Request) -> Response:
             return Response(json.dumps(USER), 200, content_type="application/json")
         problem = {"type": "urn:customer-center:problem:invalid-credentials", "status": 401, "title": "Sign-in failed"}
         return Response(json.dumps(problem), 401, content_type="application/problem+json")
+    if request.method == "GET" and request.path == "/api/v1/me":
+        return Response(json.dumps(USER | {"staff": False, "memberships": []}), 200, content_type="application/json")
     return Response(status=404)
 
 

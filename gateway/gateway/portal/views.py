@@ -9,8 +9,8 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from gateway import api
-from gateway.portal import forms, i18n
-from gateway.sessions import CSRF_FORM_FIELD, Caller, csrf_ok
+from gateway.portal import calls, forms, i18n
+from gateway.sessions import CSRF_FORM_FIELD, csrf_ok
 from shared.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from shared.problems import Problem
 from shared.web import accepts_raw_body, settings
@@ -34,16 +34,38 @@ PAGE_HEADERS = {
 KEPT_ERROR_HEADERS = ("Retry-After", "Allow")
 
 
-def caller() -> Caller | None:
-    """Who is signed in on this browser (looked up once per request)."""
-    if "portal_caller" not in g:
-        g.portal_caller = api.store().caller(request)
-    return g.portal_caller
+caller = calls.caller
 
 
-def page(template: str, status: int = 200, **context) -> Response:
-    response = Response(render_template(template, caller=caller(), **context), status=status, mimetype="text/html")
+def page(template: str, status: int = 200, headers=None, **context) -> Response:
+    """Render a page with what every page knows: who is signed in, their memberships (from
+    identity, once per request) and the profile the navigation is about."""
+    person = calls.me() if caller() is not None else None
+    response = Response(
+        render_template(
+            template,
+            caller=caller(),
+            me=person,
+            profile=calls.current_profile(person),
+            has_right=calls.has_right,
+            **context,
+        ),
+        status=status,
+        mimetype="text/html",
+    )
     response.headers.update(PAGE_HEADERS)
+    for name in KEPT_ERROR_HEADERS:
+        if headers and name in headers:
+            response.headers[name] = headers[name]
+    return response
+
+
+def form_page(template: str, endpoint: str, status: int = 200, headers=None, **context) -> Response:
+    """A page with a form sent before there is a session (sign in, register, links from
+    e-mails): the form token in a hidden field and its paired cookie for the form's path."""
+    token = forms.new_token()
+    response = page(template, status, headers, form_token=token, form_token_field=forms.FIELD, **context)
+    forms.set_cookie(response, token, url_for(endpoint))
     return response
 
 
@@ -112,21 +134,9 @@ def _sign_in_failure(status: int) -> str:
 
 
 def _sign_in_page(error: str | None = None, status: int = 200, email: str = "", headers=None) -> Response:
-    token = forms.new_token()
-    response = page(
-        "portal/sign_in.html",
-        status,
-        active="sign_in",
-        error=error,
-        email=email,
-        form_token=token,
-        form_token_field=forms.FIELD,
+    return form_page(
+        "portal/sign_in.html", "portal.sign_in", status, headers, active="sign_in", error=error, email=email
     )
-    for name in KEPT_ERROR_HEADERS:
-        if headers and name in headers:
-            response.headers[name] = headers[name]
-    forms.set_cookie(response, token, url_for("portal.sign_in"))
-    return response
 
 
 @portal.app_template_global()
@@ -159,11 +169,14 @@ def _error_page(status: int, original: Response | None = None) -> Response:
         caller()
     except Exception:  # the session store may be what failed; the error page must still show
         g.portal_caller = None
-    response = page("portal/error.html", status, error_status=status, error_title=title, error_text=text)
-    for name in KEPT_ERROR_HEADERS:
-        if original is not None and name in original.headers:
-            response.headers[name] = original.headers[name]
-    return response
+    return page(
+        "portal/error.html",
+        status,
+        original.headers if original is not None else None,
+        error_status=status,
+        error_title=title,
+        error_text=text,
+    )
 
 
 @portal.after_app_request

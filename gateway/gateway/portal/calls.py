@@ -1,0 +1,204 @@
+"""The portal's way of asking identity for something on the caller's behalf, and of turning
+its problem+json answers into what a page shows: messages next to the fields (422) and one
+message for the page (409, 410, 429, 503, ...), in the page's language.
+
+Also who the signed-in person is in which customer profile (`me()`, `current_profile()`):
+the navigation shows only what their rights in the current profile allow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from flask import g, request
+from flask_babel import gettext as _
+
+from gateway import api
+from gateway.sessions import Caller
+from shared.auth import Principal
+from shared.problems import TYPE_PREFIX, Problem
+
+# The current profile on pages whose URL names none (home, my account): the last one the
+# person switched to or opened. Only a preference: every request still asks identity for
+# the person's memberships, and identity checks the rights again on every call.
+PROFILE_COOKIE = "cc_profile"
+PROFILE_COOKIE_MAX_AGE = 365 * 24 * 3600
+RIGHTS = ("licenses", "downloads", "documents", "news", "contacts", "users")
+
+
+@dataclass
+class Answer:
+    """Identity's answer, read whole: status, JSON body, the problem's slug and field errors."""
+
+    status: int
+    body: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def problem(self) -> str | None:
+        """The problem's slug (`profile-claimed`, `expired`, ...), or None for a success."""
+        if self.ok:
+            return None
+        kind = str(self.body.get("type") or "")
+        return kind.removeprefix(TYPE_PREFIX) or None
+
+    @property
+    def field_errors(self) -> dict[str, str]:
+        """Field name (as the API names it, e.g. `billing_address.city`) → message to show."""
+        errors = {}
+        for error in self.body.get("errors") or []:
+            name = str(error.get("field") or "_body")
+            errors.setdefault(name, field_message(name, str(error.get("message") or "")))
+        return errors
+
+
+def caller() -> Caller | None:
+    """Who is signed in on this browser (looked up once per request)."""
+    if "portal_caller" not in g:
+        g.portal_caller = api.store().caller(request)
+    return g.portal_caller
+
+
+def principal() -> Principal:
+    """The caller's principal (or an anonymous one), with the address identity throttles by."""
+    signed_in = caller()
+    return replace(signed_in.principal if signed_in else api.ANONYMOUS, client=request.remote_addr)
+
+
+def call(method: str, path: str, body: dict | None = None) -> Answer:
+    """Call identity as the caller. A service that is down is an `Answer(503)`, not an error:
+    a form shows it as its message."""
+    try:
+        response = api.upstream().call("identity", method, path, body, principal=principal())
+    except Problem as problem:
+        return Answer(problem.status, problem.to_dict(), dict(problem.headers))
+    data = response.data if hasattr(response, "data") else None
+    try:
+        parsed = response.json() if data is None or data else {}
+    except ValueError:
+        parsed = {}
+    headers = {name: response.headers[name] for name in ("Retry-After",) if name in response.headers}
+    return Answer(response.status, parsed if isinstance(parsed, dict) else {}, headers)
+
+
+def fetch(path: str) -> dict:
+    """GET something a page cannot do without: any failure becomes that page's error page
+    (403 without the right, 404 for another profile, 503 when identity is down)."""
+    answer = call("GET", path)
+    if not answer.ok:
+        raise Problem(answer.status if answer.status in (401, 403, 404, 429, 503) else 502, headers=answer.headers)
+    return answer.body
+
+
+# --- messages -----------------------------------------------------------------------------
+def field_message(name: str, message: str) -> str:
+    """A field error from the API in the page's language. The API speaks English; the kinds
+    of message it gives are few and known, anything else gets a general sentence."""
+    text = message.lower()
+    if name in ("password", "new_password"):
+        if text.startswith("use at least"):
+            return _("Use at least 8 characters (12 or more is better).")
+        if text.startswith("use at most"):
+            return _("Use at most 128 characters.")
+        if "common" in text:
+            return _("This password is too common. Choose another one.")
+    if name == "current_password" and "not right" in text:
+        return _("The current password is not right.")
+    if "missing data" in text or "may not be null" in text or "shorter than minimum length 1." in text:
+        return _("Fill this in.")
+    if name == "company_id":
+        return _("This is not a valid company ID: 8 digits with a correct check digit.")
+    if name == "customer_number":
+        return _("Use digits only.")
+    if name == "email" or "email" in text:
+        return _("Enter a valid e-mail address.")
+    if "longer than maximum length" in text:
+        return _("This is too long.")
+    if name.endswith(".country"):
+        return _("Choose a country.")
+    return _("This value is not valid.")
+
+
+# One sentence per problem the API can answer with; per page where the sentence differs.
+def problem_message(answer: Answer) -> str:
+    kind, status = answer.problem, answer.status
+    messages = {
+        "registration-mismatch": _(
+            "The customer number and company ID do not match any of our customers. Check both on your invoice."
+        ),
+        "profile-has-administrator": _(
+            "This customer profile already has an administrator. Ask them to create an account for you."
+        ),
+        "profile-claimed": _(
+            "Someone has registered this customer profile and has not confirmed it yet. "
+            "If it is not confirmed within 2 days, you can register again."
+        ),
+        "email-taken": _(
+            "This e-mail address already has an account. Sign in and ask the profile's administrator for access."
+        ),
+        "member-exists": _("This person already has access to the profile."),
+        "last-administrator": _("A profile keeps at least one administrator. Appoint another one first."),
+        "missing-right": _("You do not have the right to do this in this profile."),
+        "csrf-failed": _("The form has expired. Please try again."),
+    }
+    if kind in messages:
+        return messages[kind]
+    if status == 429:
+        minutes = _retry_minutes(answer.headers.get("Retry-After"))
+        if minutes:
+            return _("Too many attempts. Try again in %(minutes)s min.", minutes=minutes)
+        return _("Too many attempts. Wait a while before trying again.")
+    if status == 503:
+        return _("This part of the Customer Center is not available right now. Try again shortly.")
+    if status == 403:
+        return _("You do not have the right to do this in this profile.")
+    if status == 404:
+        return _("We could not find what you asked for. Reload the page and try again.")
+    if status == 422:
+        return _("Check the highlighted fields.")
+    return _("We could not handle your request.")
+
+
+def _retry_minutes(value: str | None) -> int | None:
+    if value and re.fullmatch(r"\d+", value.strip()):
+        return max(1, -(-int(value) // 60))
+    return None
+
+
+# --- who is signed in, in which profile ---------------------------------------------------
+def me() -> dict | None:
+    """The signed-in person with their memberships (once per request), or None when nobody
+    is signed in or identity cannot say right now (pages then show less, not an error)."""
+    if "portal_me" not in g:
+        g.portal_me = None
+        if caller() is not None:
+            answer = call("GET", "/api/v1/me")
+            if answer.ok:
+                g.portal_me = answer.body
+    return g.portal_me
+
+
+def membership(person: dict | None, customer_number: str | None) -> dict | None:
+    for item in (person or {}).get("memberships") or []:
+        if customer_number is not None and str(item.get("customer_number")) == str(customer_number):
+            return item
+    return None
+
+
+def current_profile(person: dict | None) -> dict | None:
+    """The profile the navigation is about: the one in the URL, else the remembered one,
+    else the person's first."""
+    memberships = (person or {}).get("memberships") or []
+    if not memberships:
+        return None
+    in_url = (request.view_args or {}).get("customer_number")
+    return membership(person, in_url) or membership(person, request.cookies.get(PROFILE_COOKIE)) or memberships[0]
+
+
+def has_right(profile: dict | None, right: str) -> bool:
+    return bool(profile) and (bool(profile.get("administrator")) or right in (profile.get("rights") or []))
