@@ -125,10 +125,9 @@ def test_anonymous_callers_get_401_on_their_own_data(identity):
 
 def test_older_hash_parameters_are_upgraded_at_the_next_sign_in(identity):
     from argon2 import PasswordHasher
-    from sqlalchemy import update
-
     from identity.models import User
     from identity.passwords import needs_rehash
+    from sqlalchemy import update
 
     identity.administrator()
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
