@@ -3,7 +3,9 @@ stopping the real broker, reading a queue."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import shutil
 import subprocess
 import threading
@@ -147,3 +149,47 @@ class SmtpInbox:
         match = re.search(rf"/{re.escape(page)}\?token=([A-Za-z0-9_\-]+)", body)
         assert match, f"no /{page}?token= link in: {body}"
         return match.group(1)
+
+
+def valid_company_id(seed: int) -> str:
+    """A valid company ID (IČO) made from a number: seven digits and the mod-11 check digit."""
+    digits = f"{seed % 10_000_000:07d}"
+    total = sum(int(d) * w for d, w in zip(digits, range(8, 1, -1), strict=True))
+    return digits + str((11 - total % 11) % 10)
+
+
+@contextlib.contextmanager
+def running_suite(amqp_url: str, new_database, tmp_path_factory, label: str, staff: dict, **extra_env: str):
+    """Every Procfile process on free ports, on PostgreSQL databases and a broker namespace
+    of its own; stopped and cleaned up afterwards."""
+    from ops.suite import COMPONENTS, Suite
+    from shared.topology import Topology
+    from tests.conftest import TEST_SECRET
+
+    namespace = f"{label}-{secrets.token_hex(4)}."
+    env = {
+        "AMQP_URL": amqp_url,
+        "EVENTS_NAMESPACE": namespace,
+        "INTERNAL_AUTH_SECRET": TEST_SECRET,
+        "STAFF_EMAIL": staff["email"],
+        "STAFF_PASSWORD": staff["password"],
+        "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "8",
+        "UPSTREAM_TIMEOUT": "3",
+        "VAR_DIR": str(tmp_path_factory.mktemp("var")),
+        **extra_env,
+    }
+    for component in COMPONENTS:
+        env[f"{component.upper()}_DATABASE_URL"] = new_database(component)
+    suite = Suite(Suite.local_env(env), log_dir=tmp_path_factory.mktemp("logs"))
+    suite.namespace = namespace
+    suite.migrate()
+    suite.start()
+    try:
+        suite.wait_ready()
+        yield suite
+    finally:
+        suite.stop_all()
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        Topology(namespace).delete(connection.channel())
+        connection.close()

@@ -7,60 +7,33 @@ from __future__ import annotations
 import re
 import secrets
 
-import pika
 import pytest
 import requests
 
-from ops.suite import COMPONENTS, Suite, free_port
-from shared.topology import Topology
-from tests.conftest import TEST_SECRET
-from tests.support import wait_until
+from ops.suite import free_port
+from tests.support import running_suite, valid_company_id, wait_until
 
 pytestmark = pytest.mark.browser
 
 STAFF = {"email": "staff@example.com", "password": "staff-password-for-browser-tests"}
 
 
-def company_id(seed: int) -> str:
-    """A valid company ID (IČO): seven digits and the mod-11 check digit."""
-    digits = f"{seed % 10_000_000:07d}"
-    total = sum(int(d) * w for d, w in zip(digits, range(8, 1, -1), strict=True))
-    return digits + str((11 - total % 11) % 10)
-
-
 @pytest.fixture
 def suite(amqp_url, new_database, smtp_inbox, tmp_path_factory):
-    namespace = f"browser-{secrets.token_hex(4)}."
     port = free_port()
-    env = {
-        "AMQP_URL": amqp_url,
-        "EVENTS_NAMESPACE": namespace,
-        "INTERNAL_AUTH_SECRET": TEST_SECRET,
-        "STAFF_EMAIL": STAFF["email"],
-        "STAFF_PASSWORD": STAFF["password"],
-        "WEB_CONCURRENCY": "1",
-        "WEB_THREADS": "8",
-        "UPSTREAM_TIMEOUT": "3",
-        "VAR_DIR": str(tmp_path_factory.mktemp("var")),
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp_inbox.port),
-        "GATEWAY_PORT": str(port),
+    with running_suite(
+        amqp_url,
+        new_database,
+        tmp_path_factory,
+        "browser",
+        STAFF,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_inbox.port),
+        GATEWAY_PORT=str(port),
         # The links in the mails point where the browser can open them.
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-    }
-    for component in COMPONENTS:
-        env[f"{component.upper()}_DATABASE_URL"] = new_database(component)
-    suite = Suite(Suite.local_env(env), log_dir=tmp_path_factory.mktemp("logs"))
-    suite.migrate()
-    suite.start()
-    try:
-        suite.wait_ready()
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+    ) as suite:
         yield suite
-    finally:
-        suite.stop_all()
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        Topology(namespace).delete(connection.channel())
-        connection.close()
 
 
 def mailed_link(inbox, recipient: str, page: str, public_url: str) -> str:
@@ -84,7 +57,7 @@ def test_register_confirm_invite_and_a_colleague_with_one_right(suite, smtp_inbo
     staff = requests.post(f"{gateway}/api/v1/sessions", json=STAFF, timeout=10)
     assert staff.status_code == 201, staff.text
     staff_headers = {"Authorization": f"Bearer {staff.json()['token']}"}
-    ico = company_id(secrets.randbelow(10_000_000))
+    ico = valid_company_id(secrets.randbelow(10_000_000))
     created = requests.post(
         f"{gateway}/api/v1/admin/customers",
         json={

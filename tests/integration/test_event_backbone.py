@@ -20,7 +20,16 @@ from shared.events import new_envelope
 from shared.messaging import inbox, outbox
 from shared.relay import OutboxRelay
 from shared.topology import Topology
-from tests.support import Background, BrokerControl, drain, envelope_json, publish_raw, queue_depth, wait_until
+from tests.support import (
+    Background,
+    BrokerControl,
+    drain,
+    envelope_json,
+    publish_raw,
+    queue_depth,
+    valid_company_id,
+    wait_until,
+)
 
 ADDRESS = {"street": "Dlouhá 12", "city": "Praha", "postal_code": "11000", "country": "CZ"}
 # Valid company IDs (mod-11 check digit) for the customers these tests create.
@@ -208,19 +217,11 @@ def test_two_relays_on_postgres_publish_each_event_once(amqp_url, namespace, set
         wait_until(lambda: _queue_exists(amqp_url, topology.queue("identity")))
         with licensing_db.unit_of_work() as session:
             for number in range(300):
-                company_id = _company_id(number)
+                company_id = valid_company_id(1000000 + number)
                 create_customer(session, company_id, f"Firma {number}", ADDRESS)
         wait_until(lambda: unsent(licensing_db) == 0, timeout=60)
     ids = [json.loads(body)["id"] for _, body in drain(amqp_url, topology.queue("identity"))]
     assert len(ids) == 300 and len(set(ids)) == 300
-
-
-def _company_id(seed: int) -> str:
-    """A valid company ID made from a number (the check digit computed as the rule says)."""
-    stem = f"{1000000 + seed:07d}"
-    total = sum(int(d) * w for d, w in zip(stem, range(8, 1, -1), strict=True))
-    check = (11 - total % 11) % 10
-    return stem + str(check)
 
 
 def _queue_exists(amqp_url: str, queue: str) -> bool:
