@@ -18,6 +18,7 @@ from bench.common import Options, Result
 # name -> module; each module has NAME and run(options, log) -> Result.
 BENCHMARKS = {
     "gateway-overhead": "bench.gateway_overhead",
+    "login": "bench.login",
 }
 
 
@@ -67,7 +68,7 @@ def table(results: list[Result]) -> str:
     rows = [("benchmark", "measure", "value", "target", "")]
     for result in results:
         for metric in result.metrics:
-            rows.append((result.benchmark, metric.name, metric.shown(), metric.target, "PASS" if metric.ok else "MISS"))
+            rows.append((result.benchmark, metric.name, metric.shown(), metric.target, metric.verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

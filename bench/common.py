@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import secrets
@@ -38,9 +39,19 @@ class Metric:
     unit: str
     target: str
     ok: bool
+    # A figure reported for information (no target): its verdict reads "info", never MISS.
+    info: bool = False
 
     def shown(self) -> str:
         return f"{self.value:.3f}{self.unit}" if self.unit != "" else f"{self.value:.3f}"
+
+    @property
+    def verdict(self) -> str:
+        return "info" if self.info else "PASS" if self.ok else "MISS"
+
+
+def info(name: str, value: float, unit: str) -> Metric:
+    return Metric(name, value, unit, "", True, info=True)
 
 
 @dataclass
@@ -94,6 +105,26 @@ def affinity(cpus: set[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds so far of every live process in process group `pgid` (each
+    suite process is its own group: gunicorn's master and workers together). Read from /proc;
+    0.0 where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state ppid pgrp ... utime (14th field of the line) stime (15th).
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 # --- load generation ----------------------------------------------------------------------
 @dataclass
 class Load:
@@ -125,11 +156,15 @@ def run_load(
     connections: int,
     duration: float,
     cpus: set[int] | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> Load:
+    """Load `url` for `duration` seconds over `connections` keep-alive connections, every
+    request the same (`method`, `headers` and `body`; the caller sets Content-Type)."""
     if tool == "wrk":
-        return _wrk(url, headers, connections, duration, cpus)
+        return _wrk(url, headers, connections, duration, cpus, method, body)
     with affinity(cpus):
-        return _python_load(url, headers, connections, duration)
+        return _python_load(url, headers, connections, duration, method, body)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -142,7 +177,22 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _wrk(url: str, headers: dict[str, str], connections: int, duration: float, cpus: set[int] | None) -> Load:
+def _wrk_script(method: str, body: bytes | None) -> str:
+    """A wrk Lua script setting the method and body (every byte escaped as `\\ddd`, so any
+    body survives Lua's string syntax)."""
+    escaped = "".join(f"\\{byte}" for byte in (body or b""))
+    return f'wrk.method = "{method}"\nwrk.body = "{escaped}"\n'
+
+
+def _wrk(
+    url: str,
+    headers: dict[str, str],
+    connections: int,
+    duration: float,
+    cpus: set[int] | None,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> Load:
     command = [
         "wrk",
         "--latency",
@@ -157,10 +207,16 @@ def _wrk(url: str, headers: dict[str, str], connections: int, duration: float, c
     ]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    command.append(url)
-    if cpus:
-        command = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + command
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    with contextlib.ExitStack() as stack:
+        if method != "GET" or body:
+            script = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="cc-bench-"))
+            script.write(_wrk_script(method, body))
+            script.flush()
+            command += ["-s", script.name]
+        command.append(url)
+        if cpus:
+            command = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + command
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -173,7 +229,14 @@ def _wrk(url: str, headers: dict[str, str], connections: int, duration: float, c
     return Load(rps, p50, p99, requests, errors, "wrk")
 
 
-def _python_load(url: str, headers: dict[str, str], connections: int, duration: float) -> Load:
+def _python_load(
+    url: str,
+    headers: dict[str, str],
+    connections: int,
+    duration: float,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> Load:
     """Threads, each with one keep-alive http.client connection. Bound by the GIL, so it is
     the weaker generator: use it only where wrk is not installed."""
     parts = urlsplit(url)
@@ -193,7 +256,7 @@ def _python_load(url: str, headers: dict[str, str], connections: int, duration: 
             if began >= deadline[0]:
                 break
             try:
-                conn.request("GET", target, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 if response.status >= 400:
@@ -226,6 +289,21 @@ def _python_load(url: str, headers: dict[str, str], connections: int, duration: 
         sum(errors),
         "python",
     )
+
+
+def request_json(
+    url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None
+) -> tuple[int, dict]:
+    """One request on its own connection (set-up and checks, not load): status and JSON body."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    data = json.dumps(body).encode() if body is not None else None
+    all_headers = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
+    conn.request(method, parts.path, body=data, headers=all_headers)
+    response = conn.getresponse()
+    raw = response.read()
+    conn.close()
+    return response.status, (json.loads(raw) if raw else {})
 
 
 # --- a throw-away suite -------------------------------------------------------------------

@@ -36,29 +36,24 @@ core, so absolute throughput is about half of the machine's; the ratio is what w
 
 from __future__ import annotations
 
-import http.client
-import json
-from urllib.parse import urlsplit
-
-from bench.common import BenchSuite, Load, Metric, Options, Result, choose_loadgen, cpu_split, median, run_load
+from bench.common import (
+    BenchSuite,
+    Load,
+    Metric,
+    Options,
+    Result,
+    choose_loadgen,
+    cpu_split,
+    median,
+    request_json,
+    run_load,
+)
 
 NAME = "gateway-overhead"
 PATH = "/api/v1/forum/categories"
 CONNECTIONS = 8
 RATIO_TARGET = 0.6
 ADDED_P50_TARGET_MS = 1.0
-
-
-def _request(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    data = json.dumps(body).encode() if body is not None else None
-    all_headers = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
-    conn.request(method, parts.path, body=data, headers=all_headers)
-    response = conn.getresponse()
-    raw = response.read()
-    conn.close()
-    return response.status, (json.loads(raw) if raw else {})
 
 
 def _principal(bench: BenchSuite, token: str):
@@ -86,7 +81,7 @@ def measure(options: Options, log=print) -> dict:
         from shared import auth
 
         gateway, forum = bench.web_url("gateway"), bench.web_url("forum")
-        status, body = _request(
+        status, body = request_json(
             f"{gateway}/api/v1/sessions",
             "POST",
             {"email": bench.STAFF_EMAIL, "password": bench.STAFF_PASSWORD},
@@ -95,7 +90,7 @@ def measure(options: Options, log=print) -> dict:
             raise RuntimeError(f"sign-in failed: {status} {body}")
         bearer = {"Authorization": f"Bearer {body['token']}"}
         for position, name in enumerate(("Novinky", "Instalace", "Licence")):
-            status, answer = _request(
+            status, answer = request_json(
                 f"{gateway}/api/v1/admin/forum/categories", "POST", {"name": name, "position": position}, bearer
             )
             if status != 201:
@@ -106,8 +101,8 @@ def measure(options: Options, log=print) -> dict:
             return {auth.HEADER: auth.issue(bench.secret, "forum", principal)}
 
         # Both paths must answer the same 200 before we time anything.
-        direct_status, direct_body = _request(forum + PATH, headers=direct_headers())
-        proxied_status, proxied_body = _request(gateway + PATH, headers=bearer)
+        direct_status, direct_body = request_json(forum + PATH, headers=direct_headers())
+        proxied_status, proxied_body = request_json(gateway + PATH, headers=bearer)
         if (direct_status, proxied_status) != (200, 200) or direct_body != proxied_body:
             raise RuntimeError(f"the paths disagree: {direct_status} {direct_body} / {proxied_status} {proxied_body}")
 

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bench import __main__ as runner
-from bench import gateway_overhead
-from bench.common import Metric, Options, Result, _ms, run_load, wrk_available
+from bench import gateway_overhead, login
+from bench.common import Metric, Options, Result, _ms, _wrk_script, info, run_load, wrk_available
 
 
 def test_wrk_latency_units_are_read_as_milliseconds():
@@ -26,6 +26,13 @@ def test_the_table_names_each_measure_and_its_verdict():
     )
     table = runner.table([result])
     assert "demo" in table and "PASS" in table and "MISS" in table and "1.500 ms" in table
+    assert "info" in runner.table([Result("demo", [info("rate", 12.5, "/s")])])
+
+
+def test_the_wrk_script_sends_any_body_byte_for_byte():
+    script = _wrk_script("POST", b'{"a": "\\"}')
+    assert 'wrk.method = "POST"' in script
+    assert 'wrk.body = "\\123\\34\\97\\34\\58\\32\\34\\92\\34\\125"' in script
 
 
 def test_an_unknown_benchmark_name_is_refused():
@@ -36,6 +43,11 @@ def test_an_unknown_benchmark_name_is_refused():
 def test_the_python_load_generator_counts_requests_and_failures():
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            self.headers.replace_header("X-Token", "ok" if body == b"secret" else "no")
+            self.do_GET()
 
         def do_GET(self):
             status = 200 if self.headers.get("X-Token") == "ok" else 401
@@ -53,11 +65,13 @@ def test_the_python_load_generator_counts_requests_and_failures():
         url = f"http://127.0.0.1:{server.server_address[1]}/x"
         good = run_load("python", url, {"X-Token": "ok"}, connections=2, duration=0.3)
         bad = run_load("python", url, {"X-Token": "no"}, connections=1, duration=0.2)
+        posted = run_load("python", url, {"X-Token": "-"}, connections=1, duration=0.2, method="POST", body=b"secret")
     finally:
         server.shutdown()
         server.server_close()
     assert good.requests > 0 and good.errors == 0 and good.requests_per_second > 0 and good.p50_ms > 0
     assert bad.errors > 0
+    assert posted.requests > 0 and posted.errors == 0
 
 
 def test_gateway_overhead_measures_both_paths():
@@ -68,3 +82,14 @@ def test_gateway_overhead_measures_both_paths():
     for key in ("direct_rps", "proxied_rps", "ratio", "direct_p50_ms", "proxied_p50_ms"):
         assert figures[key] > 0 and math.isfinite(figures[key]), key
     assert all(len(runs) == 1 for runs in figures["runs"].values())
+
+
+def test_login_measures_sign_ins_and_raw_verifies():
+    """Starts identity and the gateway (needs RabbitMQ, like the e2e tests); every sign-in must
+    answer 201 (login.measure raises otherwise)."""
+    options = Options(runs=1, duration=1, warmup=0.5, loadgen="auto", pin=False)
+    figures = login.measure(options, log=lambda line: None)
+    assert figures["loadgen"] == ("wrk" if wrk_available() else "python")
+    for key in ("sign_ins_per_s", "verifies_per_s", "ratio", "p50_ms", "verify_cpu_ms"):
+        assert figures[key] > 0 and math.isfinite(figures[key]), key
+    assert len(figures["verifies"]) == 1 and all(len(runs) == 1 for runs in figures["runs"].values())

@@ -7,6 +7,9 @@ a successful one clears its account's count; a password reset works for a thrott
 
 from __future__ import annotations
 
+import os
+import threading
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +18,15 @@ from identity.models import User
 from identity.passwords import hash_password, needs_rehash, verify_password
 from shared import throttle
 from shared.db import Database
+
+# An argon2id verification takes 19 MiB and ≈ 20 ms of one CPU (argon2-cffi releases the GIL
+# meanwhile). Several at once on one CPU evict each other's memory from the caches, and each
+# then costs ≈ 40 % more CPU (bench/login.py): a worker verifies at most as many passwords at
+# once as it has CPUs, the others wait their turn (same answers, same timing for unknown
+# e-mails, more sign-ins per second under load, and a bound on the memory they take).
+_VERIFYING = threading.BoundedSemaphore(
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 
 
 class SignInFailed(Exception):
@@ -42,7 +54,8 @@ def verify_credentials(database: Database, email: str, password: str, client: st
             raise Throttled(wait)
         user = find_user(session, email)
         # Always verify a hash (a dummy one for unknown e-mails) so timing tells nothing.
-        valid = verify_password(user.password_hash if user else None, password)
+        with _VERIFYING:
+            valid = verify_password(user.password_hash if user else None, password)
         if valid and user is not None and user.status == "active":
             throttle.clear(session, account_key)
             if needs_rehash(user.password_hash):
