@@ -129,7 +129,22 @@ def _from_http_exception(error: HTTPException) -> Problem:
 
 
 def register(app: Flask) -> None:
+    from marshmallow import ValidationError
+
     app.register_error_handler(Problem, problem_response)
+
+    @app.errorhandler(ValidationError)
+    def _schema(error: ValidationError):
+        # A schema loaded by hand in a view (not through flask-smorest) failed.
+        return problem_response(
+            Problem(
+                422,
+                "validation-failed",
+                "Validation failed",
+                "Some fields are missing or invalid.",
+                errors=field_errors(error.messages),
+            )
+        )
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):

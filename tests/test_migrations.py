@@ -24,7 +24,7 @@ def test_migrations_match_the_models(component, backend, new_database, tmp_path)
     metadata = [importlib.import_module(f"{component}.models").Base.metadata]
     if component != "gateway":
         metadata.append(messaging.metadata)
-    if component == "identity":
+    if component in ("identity", "licensing"):
         metadata.append(throttle.metadata)
     engine = make_engine(url)
     with engine.connect() as connection:

@@ -16,7 +16,7 @@ ROUTES: list[tuple[str, str]] = [
     (r"/api/v1/admin/forum(/.*)?", "forum"),
     (r"/api/v1/admin/(customer-profiles|users|staff)(/.*)?", "identity"),
     # a customer profile: each part goes to the service that owns that data
-    (r"/api/v1/customers/[^/]+/(licenses|product-registrations)(/.*)?", "licensing"),
+    (r"/api/v1/customers/[^/]+/(licenses|licenses\.csv|product-registrations)(/.*)?", "licensing"),
     (r"/api/v1/customers/[^/]+/(downloads|documents|news|trainings)(/.*)?", "distribution"),
     (r"/api/v1/customers/[^/]+/(profile|addresses|delivery-method|users)(/.*)?", "identity"),
     # accounts

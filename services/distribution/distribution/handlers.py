@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from distribution.models import Customer
+from distribution.models import Customer, Entitlement
 from shared.db import as_utc
 from shared.events import Event
 
@@ -43,7 +43,30 @@ def on_contact_changed(session: Session, event: Event) -> None:
     customer.contacts_version = data["version"]
 
 
+def on_license_changed(session: Session, event: Event) -> None:
+    """Any of the four license events: keep the newest state of the license."""
+    data = event.data
+    entitlement = session.get(Entitlement, data["installation_number"], with_for_update=True)
+    if entitlement is None:
+        entitlement = Entitlement(installation_number=data["installation_number"], version=0)
+        session.add(entitlement)
+    if data["version"] <= entitlement.version:
+        return
+    entitlement.customer_number = data["customer_number"]
+    entitlement.product = data["product"]
+    entitlement.edition = data["edition"]
+    entitlement.add_ons = list(data["add_ons"])
+    entitlement.seats = data["seats"]
+    entitlement.status = data["status"]
+    entitlement.support_until = data.get("support_until")
+    entitlement.version = data["version"]
+
+
 HANDLERS = {
+    "licensing.license.issued": on_license_changed,
+    "licensing.license.registered": on_license_changed,
+    "licensing.license.support_changed": on_license_changed,
+    "licensing.license.revoked": on_license_changed,
     "licensing.customer.created": on_customer_created,
     "identity.customer.contact_changed": on_contact_changed,
 }

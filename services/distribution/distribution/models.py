@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Date, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
@@ -43,3 +43,19 @@ class NewsItem(Base):
     starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     city: Mapped[str | None] = mapped_column(String(100))
     capacity: Mapped[int | None] = mapped_column(Integer)
+
+
+class Entitlement(Base):
+    """A license as distribution needs it to decide downloads (from licensing's events)."""
+
+    __tablename__ = "entitlements"
+
+    installation_number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    customer_number: Mapped[str] = mapped_column(String(20), index=True)
+    product: Mapped[str] = mapped_column(String(40))
+    edition: Mapped[str] = mapped_column(String(60))
+    add_ons: Mapped[list] = mapped_column(JSON, default=list)
+    seats: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    support_until: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer)

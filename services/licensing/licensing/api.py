@@ -1,20 +1,52 @@
-"""Licensing's HTTP API."""
+"""Licensing's HTTP API: staff's catalogue, customers, licenses and partners; partners' sales;
+customers' license lists and product registration."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+from datetime import date, timedelta
+
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from licensing import access, installation_numbers, licenses, partners
 from licensing.customers import CustomerExists, create_customer
-from licensing.models import Customer
-from shared.auth import staff_only
+from licensing.models import Customer, IdempotentRequest, License, Partner, Product
+from shared import throttle
+from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.problems import Problem
 from shared.web import database
 
-admin = Blueprint("admin-customers", __name__, url_prefix="/api/v1/admin", description="Vendor staff: customers")
+admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Vendor staff")
+partner_api = Blueprint("partner", __name__, url_prefix="/api/v1/partner", description="Partners' systems")
+customer_api = Blueprint(
+    "customer-licenses", __name__, url_prefix="/api/v1/customers", description="A customer's licenses"
+)
+
+EXPIRING_WITHIN = timedelta(days=60)
+
+
+def _limit(name: str, default: str) -> throttle.Limit:
+    attempts, _, seconds = (os.environ.get(name) or default).partition("/")
+    return throttle.Limit(int(attempts), int(seconds))
+
+
+# Failed product registrations (unknown or foreign numbers) per client and per customer.
+REGISTRATION_PER_CLIENT = _limit("PRODUCT_REGISTRATION_CLIENT_LIMIT", "10/900")
+REGISTRATION_PER_CUSTOMER = _limit("PRODUCT_REGISTRATION_CUSTOMER_LIMIT", "20/900")
+
+
+# --- schemas ------------------------------------------------------------------------------
 
 
 class AddressSchema(Schema):
@@ -36,6 +68,215 @@ class CustomerSchema(Schema):
     company_name = fields.String()
     billing_address = fields.Nested(AddressSchema)
     created_at = fields.DateTime()
+
+
+class ProductSchema(Schema):
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,39}$", error="Lowercase letters, digits and dashes."),
+    )
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    editions = fields.List(
+        fields.String(validate=validate.Length(min=1, max=60)), required=True, validate=validate.Length(min=1, max=50)
+    )
+    add_ons = fields.List(
+        fields.String(validate=validate.Length(min=1, max=60)), load_default=list, validate=validate.Length(max=50)
+    )
+
+
+class ProductListSchema(Schema):
+    items = fields.List(fields.Nested(ProductSchema))
+    next = fields.String(allow_none=True)
+
+
+class NewLicenseSchema(Schema):
+    customer_number = fields.String(required=True, validate=validate.Regexp(r"^\d{1,20}$"))
+    product = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    edition = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    add_ons = fields.List(
+        fields.String(validate=validate.Length(max=60)), load_default=list, validate=validate.Length(max=50)
+    )
+    seats = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+    support_until = fields.Date(load_default=None, allow_none=True)
+
+
+class LicenseChangeSchema(Schema):
+    support_until = fields.Date(allow_none=True)
+    status = fields.String(validate=validate.OneOf(["revoked"]))
+
+
+class LicenseSchema(Schema):
+    installation_number = fields.String()
+    customer_number = fields.String()
+    product = fields.String()
+    product_name = fields.String()
+    edition = fields.String()
+    add_ons = fields.List(fields.String())
+    seats = fields.Integer()
+    channel = fields.String()
+    partner = fields.String(allow_none=True)
+    status = fields.String()
+    sold_on = fields.Date()
+    support_until = fields.Date(allow_none=True)
+    support_status = fields.String()
+
+
+class LicenseListSchema(Schema):
+    items = fields.List(fields.Nested(LicenseSchema))
+    next = fields.String(allow_none=True)
+
+
+class LicenseQuerySchema(Schema):
+    sort = fields.String(load_default="product", validate=validate.OneOf(["product", "support_until"]))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(load_default=None)
+
+
+class AdminLicenseQuerySchema(Schema):
+    customer_number = fields.String(required=True, validate=validate.Regexp(r"^\d{1,20}$"))
+
+
+class NewPartnerSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    broker_user = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,100}$"))
+
+
+class PartnerCreatedSchema(Schema):
+    partner_id = fields.String()
+    name = fields.String()
+    broker_user = fields.String(allow_none=True)
+    api_key = fields.String()
+
+
+class SaleCustomerSchema(Schema):
+    company_id = CompanyId(required=True)
+    company_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    customer_number = fields.String(load_default=None, validate=validate.Regexp(r"^\d{1,20}$"))
+    billing_address = fields.Nested(AddressSchema, required=True)
+
+
+class SaleSchema(Schema):
+    partner_sale_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    customer = fields.Nested(SaleCustomerSchema, required=True)
+    product = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    edition = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    add_ons = fields.List(
+        fields.String(validate=validate.Length(max=60)), load_default=list, validate=validate.Length(max=50)
+    )
+    seats = fields.Integer(required=True, validate=validate.Range(min=1, max=10000))
+    sold_on = fields.Date(required=True)
+
+    @validates("sold_on")
+    def _not_in_the_future(self, value, **_kwargs):
+        if value > date.today() + timedelta(days=1):
+            raise ValidationError("A sale cannot be dated in the future.")
+
+
+class SaleAnswerSchema(Schema):
+    installation_number = fields.String()
+    customer_number = fields.String()
+    status = fields.String()
+
+
+class ProductRegistrationSchema(Schema):
+    installation_number = fields.String(required=True, validate=validate.Length(min=1, max=60))
+
+
+# --- helpers ------------------------------------------------------------------------------
+def support_status(support_until: date | None, today: date | None = None) -> str:
+    today = today or date.today()
+    if support_until is None:
+        return "none"
+    if support_until < today:
+        return "expired"
+    return "expiring" if support_until - today <= EXPIRING_WITHIN else "active"
+
+
+def license_view(license_: License, customer_number: str, product_name: str, partner_name: str | None) -> dict:
+    return {
+        "installation_number": license_.installation_number,
+        "customer_number": customer_number,
+        "product": license_.product_code,
+        "product_name": product_name,
+        "edition": license_.edition,
+        "add_ons": list(license_.add_ons or []),
+        "seats": license_.seats,
+        "channel": license_.channel,
+        "partner": partner_name,
+        "status": license_.status,
+        "sold_on": license_.sold_on,
+        "support_until": license_.support_until,
+        "support_status": support_status(license_.support_until),
+    }
+
+
+def _licenses_query():
+    return (
+        select(License, Customer.customer_number, Product.name, Partner.name)
+        .join(Customer, Customer.id == License.customer_id)
+        .join(Product, Product.code == License.product_code)
+        .outerjoin(Partner, Partner.id == License.partner_id)
+    )
+
+
+def _one_license(session, number: str) -> dict:
+    row = session.execute(_licenses_query().where(License.installation_number == number)).one()
+    return license_view(*row)
+
+
+def _member_check(session, customer_number: str, right: str, write: bool = False) -> None:
+    try:
+        access.require(session, signed_in_user(), customer_number, right, write)
+    except access.NotAMember:
+        raise Problem(404, "not-found", "Not found", "No such customer profile.") from None
+    except access.MissingRight as missing:
+        raise Problem(
+            403, "missing-right", "Forbidden", f"This needs the right '{missing.right}'.", right=missing.right
+        ) from None
+
+
+def _product_problem(error: licenses.UnknownProduct) -> Problem:
+    return Problem(
+        422, "validation-failed", "Validation failed", str(error), errors=[{"field": "product", "message": str(error)}]
+    )
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return max(0, int(base64.urlsafe_b64decode(cursor.encode()).decode()))
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(400, "bad-cursor", "Bad cursor", "The paging cursor is not one we gave out.") from None
+
+
+# --- staff --------------------------------------------------------------------------------
+@admin.route("/products")
+class Products(MethodView):
+    @staff_only
+    @admin.response(200, ProductListSchema)
+    def get(self):
+        with database().unit_of_work() as session:
+            return {"items": session.scalars(select(Product).order_by(Product.name)).all(), "next": None}
+
+    @staff_only
+    @admin.arguments(ProductSchema)
+    @admin.response(201, ProductSchema)
+    def post(self, body):
+        try:
+            with database().unit_of_work() as session:
+                product = Product(**body)
+                session.add(product)
+                session.flush()
+                return product
+        except IntegrityError:
+            raise Problem(
+                409, "product-exists", "Product exists", f"A product with code {body['code']!r} exists."
+            ) from None
 
 
 @admin.route("/customers")
@@ -69,3 +310,307 @@ class CustomerByNumber(MethodView):
             if customer is None:
                 raise Problem(404, "not-found", "Not found", "No such customer.")
             return customer
+
+
+@admin.route("/licenses")
+class AdminLicenses(MethodView):
+    @staff_only
+    @admin.arguments(AdminLicenseQuerySchema, location="query")
+    @admin.response(200, LicenseListSchema)
+    def get(self, query):
+        """Every license of a customer, registered or not (staff's view)."""
+        with database().unit_of_work() as session:
+            rows = session.execute(
+                _licenses_query().where(Customer.customer_number == query["customer_number"]).order_by(License.id)
+            ).all()
+            return {"items": [license_view(*row) for row in rows], "next": None}
+
+    @staff_only
+    @admin.arguments(NewLicenseSchema)
+    @admin.response(201, LicenseSchema)
+    def post(self, body):
+        try:
+            with database().unit_of_work() as session:
+                license_ = licenses.issue_direct(session, **body)
+                return _one_license(session, license_.installation_number)
+        except licenses.UnknownCustomer:
+            message = "No such customer."
+            raise Problem(
+                422,
+                "validation-failed",
+                "Validation failed",
+                message,
+                errors=[{"field": "customer_number", "message": message}],
+            ) from None
+        except licenses.UnknownProduct as error:
+            raise _product_problem(error) from None
+
+
+@admin.route("/licenses/<installation_number>")
+class AdminLicense(MethodView):
+    @staff_only
+    @admin.arguments(LicenseChangeSchema)
+    @admin.response(200, LicenseSchema)
+    def patch(self, body, installation_number):
+        """Extend or end support (`support_until`), or revoke the license (`status: revoked`)."""
+        if not body:
+            raise Problem(
+                422,
+                "validation-failed",
+                "Validation failed",
+                "Send support_until or status.",
+                errors=[{"field": "_body", "message": "Nothing to change."}],
+            )
+        try:
+            number = installation_numbers.normalise(installation_number)
+            with database().unit_of_work() as session:
+                licenses.change_support(
+                    session, number, body.get("support_until"), revoke=body.get("status") == "revoked"
+                )
+                return _one_license(session, number)
+        except (installation_numbers.InvalidInstallationNumber, licenses.UnknownLicense):
+            raise Problem(404, "not-found", "Not found", "No such license.") from None
+
+
+@admin.route("/partners")
+class Partners(MethodView):
+    @staff_only
+    @admin.arguments(NewPartnerSchema)
+    @admin.response(201, PartnerCreatedSchema)
+    def post(self, body):
+        """A partner and its first API key (shown only in this answer)."""
+        try:
+            with database().unit_of_work() as session:
+                partner, api_key = partners.create_partner(session, body["name"], body["broker_user"])
+                return {
+                    "partner_id": partner.id,
+                    "name": partner.name,
+                    "broker_user": partner.broker_user,
+                    "api_key": api_key,
+                }
+        except IntegrityError:
+            raise Problem(
+                409, "broker-user-taken", "Broker user taken", "Another partner publishes as this broker user."
+            ) from None
+
+
+@admin.route("/partners/<partner_id>/keys")
+class PartnerKeys(MethodView):
+    @staff_only
+    @admin.response(201, PartnerCreatedSchema)
+    def post(self, partner_id):
+        """A new API key for the partner (the old ones keep working until revoked)."""
+        with database().unit_of_work() as session:
+            partner = session.get(Partner, partner_id)
+            if partner is None:
+                raise Problem(404, "not-found", "Not found", "No such partner.")
+            return {
+                "partner_id": partner.id,
+                "name": partner.name,
+                "broker_user": partner.broker_user,
+                "api_key": partners.new_key(session, partner),
+            }
+
+    @staff_only
+    @admin.response(204)
+    def delete(self, partner_id):
+        """Revoke every API key of the partner, at once."""
+        with database().unit_of_work() as session:
+            if session.get(Partner, partner_id) is None:
+                raise Problem(404, "not-found", "Not found", "No such partner.")
+            partners.revoke_keys(session, partner_id)
+        return Response(status=204)
+
+
+# --- partners' systems --------------------------------------------------------------------
+def _partner() -> Partner:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() != "bearer ":
+        raise Problem(401, "unauthenticated", "API key required", "Send your API key as Authorization: Bearer <key>.")
+    with database().unit_of_work() as session:
+        partner = partners.authenticate(session, header[7:].strip())
+    if partner is None:
+        raise Problem(401, "invalid-api-key", "Invalid API key", "This API key is unknown or revoked.")
+    return partner
+
+
+def sale_from(body: dict) -> licenses.Sale:
+    customer = body["customer"]
+    return licenses.Sale(
+        partner_sale_id=body["partner_sale_id"],
+        company_id=customer["company_id"],
+        company_name=customer["company_name"],
+        billing_address=customer["billing_address"],
+        customer_number=customer["customer_number"],
+        product=body["product"],
+        edition=body["edition"],
+        add_ons=body["add_ons"],
+        seats=body["seats"],
+        sold_on=body["sold_on"],
+    )
+
+
+@partner_api.route("/sales")
+class PartnerSales(MethodView):
+    def post(self):
+        """A sale by a partner: an unregistered license, once per Idempotency-Key and per sale."""
+        partner = _partner()
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key or len(key) > 200:
+            raise Problem(
+                400,
+                "idempotency-key-missing",
+                "Idempotency-Key required",
+                "Send a unique Idempotency-Key (at most 200 characters) with every sale.",
+            )
+        body = SaleSchema().load(request.get_json())
+        fingerprint = hashlib.sha256(
+            json.dumps(request.get_json(), sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        with database().unit_of_work() as session:
+            try:
+                with session.begin_nested():
+                    # Concurrent requests with one key wait here for the first to commit.
+                    session.add(
+                        IdempotentRequest(
+                            partner_id=partner.id, key=key, request_hash=fingerprint, status=0, response=""
+                        )
+                    )
+                    session.flush()
+            except IntegrityError:
+                earlier = session.get(IdempotentRequest, (partner.id, key))
+                session.refresh(earlier)
+                if earlier.request_hash != fingerprint:
+                    raise Problem(
+                        422,
+                        "idempotency-key-reused",
+                        "Idempotency-Key reused",
+                        "This Idempotency-Key was used with another body.",
+                    ) from None
+                return Response(earlier.response, status=earlier.status, mimetype="application/json")
+            try:
+                license_, _ = licenses.record_partner_sale(session, partner, sale_from(body))
+            except licenses.UnknownProduct as error:
+                raise _product_problem(error) from None
+            customer = session.get(Customer, license_.customer_id)
+            answer = json.dumps(
+                {
+                    "installation_number": license_.installation_number,
+                    "customer_number": customer.customer_number,
+                    "status": license_.status,
+                }
+            )
+            record = session.get(IdempotentRequest, (partner.id, key))
+            record.status, record.response = 201, answer
+        return Response(answer, status=201, mimetype="application/json")
+
+
+# --- a customer's licenses ----------------------------------------------------------------
+def _registered(customer_number: str, sort: str):
+    order = (
+        (Product.name, License.edition, License.installation_number)
+        if sort == "product"
+        else (License.support_until.is_(None), License.support_until, License.installation_number)
+    )
+    return (
+        _licenses_query()
+        .where(Customer.customer_number == customer_number, License.status == "registered")
+        .order_by(*order)
+    )
+
+
+@customer_api.route("/<customer_number>/licenses")
+class CustomerLicenses(MethodView):
+    @signed_in
+    @customer_api.arguments(LicenseQuerySchema, location="query")
+    @customer_api.response(200, LicenseListSchema)
+    def get(self, query, customer_number):
+        offset = _offset(query["cursor"])
+        with database().unit_of_work() as session:
+            _member_check(session, customer_number, "licenses")
+            rows = session.execute(
+                _registered(customer_number, query["sort"]).offset(offset).limit(query["limit"] + 1)
+            ).all()
+        items = [license_view(*row) for row in rows[: query["limit"]]]
+        return {"items": items, "next": _cursor(offset + query["limit"]) if len(rows) > query["limit"] else None}
+
+
+CSV_COLUMNS = (
+    "installation_number",
+    "product_name",
+    "edition",
+    "add_ons",
+    "seats",
+    "channel",
+    "partner",
+    "support_until",
+    "support_status",
+)
+
+
+@customer_api.route("/<customer_number>/licenses.csv")
+class CustomerLicensesCsv(MethodView):
+    @signed_in
+    @customer_api.arguments(LicenseQuerySchema, location="query")
+    def get(self, query, customer_number):
+        with database().unit_of_work() as session:
+            _member_check(session, customer_number, "licenses")
+            rows = session.execute(_registered(customer_number, query["sort"])).all()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            view = license_view(*row)
+            view["add_ons"] = " ".join(view["add_ons"])
+            writer.writerow([view[column] if view[column] is not None else "" for column in CSV_COLUMNS])
+        return Response(
+            "\ufeff" + out.getvalue(),  # a BOM, so spreadsheet programs read the Czech letters right
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="licenses-{customer_number}.csv"'},
+        )
+
+
+@customer_api.route("/<customer_number>/product-registrations")
+class ProductRegistrations(MethodView):
+    @signed_in
+    @customer_api.arguments(ProductRegistrationSchema)
+    @customer_api.response(201, LicenseSchema)
+    def post(self, body, customer_number):
+        """Register a partner-sold license: from now on it is listed and has support."""
+        try:
+            number = installation_numbers.normalise(body["installation_number"])
+        except installation_numbers.InvalidInstallationNumber as error:
+            raise Problem(
+                422,
+                "validation-failed",
+                "Validation failed",
+                str(error),
+                errors=[{"field": "installation_number", "message": str(error)}],
+            ) from None
+        keys = (
+            (f"product-registration-client:{client_address()}", REGISTRATION_PER_CLIENT),
+            (f"product-registration-customer:{customer_number}", REGISTRATION_PER_CUSTOMER),
+        )
+        try:
+            with database().unit_of_work() as session:
+                _member_check(session, customer_number, "licenses", write=True)
+                wait = max((throttle.retry_after(session, k, limit) or 0) for k, limit in keys)
+                if wait:
+                    raise throttle.too_many(wait)
+                licenses.register_product(session, customer_number, number)
+                return _one_license(session, number)
+        except licenses.RegistrationRefused:
+            with database().unit_of_work() as session:
+                for k, limit in keys:
+                    throttle.hit(session, k, limit)
+            raise Problem(
+                422,
+                "registration-refused",
+                "Registration refused",
+                "We cannot register this installation number for your company. "
+                "Check the number on the document from your partner.",
+            ) from None
+        except licenses.AlreadyRegistered:
+            raise Problem(
+                409, "already-registered", "Already registered", "This license is registered already."
+            ) from None

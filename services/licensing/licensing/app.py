@@ -12,5 +12,6 @@ from shared.web import service_app
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("licensing")
     app, openapi = service_app(settings, "Customer Center — licensing")
-    openapi.register_blueprint(api.admin)
+    for blueprint in (api.admin, api.partner_api, api.customer_api):
+        openapi.register_blueprint(blueprint)
     return app

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import date, datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
 
 # Customer numbers are the vendor's, printed on invoices: digits, counted from here.
 FIRST_CUSTOMER_NUMBER = 100001
+CHANNELS = ("direct", "partner")
+# "unregistered": sold by a partner, not yet registered by the customer (no support, not listed)
+LICENSE_STATUSES = ("registered", "unregistered", "revoked")
 
 
 class Base(DeclarativeBase):
@@ -26,3 +30,87 @@ class Customer(Base):
     company_name: Mapped[str] = mapped_column(String(200))
     billing_address: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Product(Base):
+    """A product of the catalogue with its editions and add-ons (codes and names)."""
+
+    __tablename__ = "products"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    editions: Mapped[list] = mapped_column(JSON, default=list)
+    add_ons: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    name: Mapped[str] = mapped_column(String(200))
+    # The RabbitMQ user this partner publishes sales as (the broker vouches for it).
+    broker_user: Mapped[str | None] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class PartnerKey(Base):
+    """An API key of a partner: shown once, stored as SHA-256, revocable."""
+
+    __tablename__ = "partner_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(36), ForeignKey("partners.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class License(Base):
+    __tablename__ = "licenses"
+    __table_args__ = (UniqueConstraint("partner_id", "partner_sale_id", name="uq_licenses_partner_sale"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    installation_number: Mapped[str] = mapped_column(String(20), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    product_code: Mapped[str] = mapped_column(ForeignKey("products.code"))
+    edition: Mapped[str] = mapped_column(String(60))
+    add_ons: Mapped[list] = mapped_column(JSON, default=list)
+    seats: Mapped[int] = mapped_column(Integer, default=1)
+    channel: Mapped[str] = mapped_column(String(10))
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    partner_sale_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    sold_on: Mapped[date] = mapped_column(Date)
+    support_until: Mapped[date | None] = mapped_column(Date, index=True)
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Counts every change; consumers keep the highest version they saw.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class IdempotentRequest(Base):
+    """A partner's write by Idempotency-Key: the same key and body get the same answer."""
+
+    __tablename__ = "idempotent_requests"
+
+    partner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Membership(Base):
+    """Who may see which customer's licenses: identity's memberships, kept from its events."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    rights: Mapped[list] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    # When identity made the change: a membership removed and granted again starts its
+    # version count anew, so the time of the change is what orders them.
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

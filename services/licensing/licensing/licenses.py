@@ -1,0 +1,225 @@
+"""Licenses: direct sales by staff, partners' sales, product registration, support (SERVIS).
+
+Every change of a license bumps its version and is announced with the whole new state
+(`licensing.license.issued|registered|support_changed|revoked`), which is what distribution
+needs to decide entitlement to downloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from licensing import installation_numbers
+from licensing.customers import CustomerExists, create_customer
+from licensing.models import Customer, License, Partner, Product
+from shared.db import utc_now
+from shared.outbox import add_event
+
+# A partner-sold license's support (SERVIS) starts when the customer registers it.
+SUPPORT_AFTER_REGISTRATION = timedelta(days=365)
+
+
+class UnknownProduct(ValueError):
+    pass
+
+
+class UnknownCustomer(LookupError):
+    pass
+
+
+class RegistrationRefused(Exception):
+    """Unknown number, or not this customer's sale: one answer for both."""
+
+
+class AlreadyRegistered(Exception):
+    pass
+
+
+class UnknownLicense(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sale:
+    """What a partner reports, over REST or RabbitMQ (already validated at the edge)."""
+
+    partner_sale_id: str
+    company_id: str
+    company_name: str
+    billing_address: dict | None
+    customer_number: str | None
+    product: str
+    edition: str
+    add_ons: list[str]
+    seats: int
+    sold_on: date
+
+
+def check_product(session: Session, code: str, edition: str, add_ons: list[str]) -> Product:
+    product = session.get(Product, code)
+    if product is None:
+        raise UnknownProduct(f"There is no product {code!r}.")
+    if edition not in product.editions:
+        raise UnknownProduct(f"{product.name} has no edition {edition!r} (it has {', '.join(product.editions)}).")
+    unknown = [a for a in add_ons if a not in product.add_ons]
+    if unknown:
+        raise UnknownProduct(f"{product.name} has no add-on {', '.join(map(repr, unknown))}.")
+    return product
+
+
+def issue_direct(
+    session: Session,
+    customer_number: str,
+    product: str,
+    edition: str,
+    add_ons: list[str],
+    seats: int,
+    support_until: date | None,
+) -> License:
+    """A direct sale by the vendor's staff: registered at once."""
+    customer = session.scalars(select(Customer).where(Customer.customer_number == customer_number)).one_or_none()
+    if customer is None:
+        raise UnknownCustomer(customer_number)
+    check_product(session, product, edition, add_ons)
+    license_ = _new_license(
+        session,
+        customer=customer,
+        product_code=product,
+        edition=edition,
+        add_ons=add_ons,
+        seats=seats,
+        channel="direct",
+        status="registered",
+        sold_on=utc_now().date(),
+        support_until=support_until,
+        registered_at=utc_now(),
+    )
+    announce(session, license_, "licensing.license.issued")
+    return license_
+
+
+def record_partner_sale(session: Session, partner: Partner, sale: Sale) -> tuple[License, bool]:
+    """A partner's sale becomes an unregistered license, once: the same partner_sale_id again
+    returns the license it made the first time. Returns (license, created)."""
+    existing = session.scalars(
+        select(License).where(License.partner_id == partner.id, License.partner_sale_id == sale.partner_sale_id)
+    ).one_or_none()
+    if existing is not None:
+        return existing, False
+    check_product(session, sale.product, sale.edition, sale.add_ons)
+    customer = _customer_for_sale(session, sale)
+    try:
+        with session.begin_nested():
+            license_ = _new_license(
+                session,
+                customer=customer,
+                product_code=sale.product,
+                edition=sale.edition,
+                add_ons=sale.add_ons,
+                seats=sale.seats,
+                channel="partner",
+                partner_id=partner.id,
+                partner_sale_id=sale.partner_sale_id,
+                status="unregistered",
+                sold_on=sale.sold_on,
+                support_until=None,
+            )
+    except IntegrityError:  # the same sale arrived by another path at the same moment
+        existing = session.scalars(
+            select(License).where(License.partner_id == partner.id, License.partner_sale_id == sale.partner_sale_id)
+        ).one()
+        return existing, False
+    announce(session, license_, "licensing.license.issued")
+    return license_, True
+
+
+def _customer_for_sale(session: Session, sale: Sale) -> Customer:
+    """The sale's customer by company ID; a company that is not a customer yet becomes one."""
+    customer = session.scalars(select(Customer).where(Customer.company_id == sale.company_id)).one_or_none()
+    if customer is not None:
+        return customer
+    try:
+        return create_customer(session, sale.company_id, sale.company_name, sale.billing_address)
+    except CustomerExists:  # created by a concurrent sale
+        return session.scalars(select(Customer).where(Customer.company_id == sale.company_id)).one()
+
+
+def register_product(session: Session, customer_number: str, typed_number: str) -> License:
+    """Rule 9: the customer registers a partner-sold license with its installation number."""
+    number = installation_numbers.normalise(typed_number)  # raises InvalidInstallationNumber first
+    row = session.execute(
+        select(License, Customer.customer_number)
+        .join(Customer, Customer.id == License.customer_id)
+        .where(License.installation_number == number)
+        .with_for_update(of=License)
+    ).one_or_none()
+    if row is None or row[1] != customer_number or row[0].status == "revoked":
+        raise RegistrationRefused()
+    license_ = row[0]
+    if license_.status == "registered":
+        raise AlreadyRegistered()
+    now = utc_now()
+    license_.status = "registered"
+    license_.registered_at = now
+    license_.support_until = (now + SUPPORT_AFTER_REGISTRATION).date()
+    license_.version += 1
+    announce(session, license_, "licensing.license.registered")
+    return license_
+
+
+def change_support(session: Session, number: str, support_until: date | None, revoke: bool = False) -> License:
+    license_ = session.scalars(
+        select(License).where(License.installation_number == number).with_for_update()
+    ).one_or_none()
+    if license_ is None:
+        raise UnknownLicense(number)
+    license_.version += 1
+    if revoke:
+        license_.status = "revoked"
+        license_.support_until = None
+        announce(session, license_, "licensing.license.revoked")
+    else:
+        license_.support_until = support_until
+        announce(session, license_, "licensing.license.support_changed")
+    return license_
+
+
+def _new_license(session: Session, customer: Customer, **fields) -> License:
+    # 83 random bits: a collision is practically impossible, but the unique index decides.
+    for _ in range(5):
+        license_ = License(installation_number=installation_numbers.new(), customer_id=customer.id, version=1, **fields)
+        try:
+            with session.begin_nested():
+                session.add(license_)
+                session.flush()
+            return license_
+        except IntegrityError as error:
+            if "installation_number" not in str(error.orig):
+                raise
+    raise RuntimeError("could not draw a free installation number")
+
+
+def announce(session: Session, license_: License, event_type: str) -> None:
+    customer = session.get(Customer, license_.customer_id)
+    add_event(
+        session,
+        event_type,
+        {
+            "installation_number": license_.installation_number,
+            "customer_number": customer.customer_number,
+            "product": license_.product_code,
+            "edition": license_.edition,
+            "add_ons": list(license_.add_ons or []),
+            "seats": license_.seats,
+            "channel": license_.channel,
+            "status": license_.status,
+            "support_until": license_.support_until.isoformat() if license_.support_until else None,
+            "version": license_.version,
+        },
+        producer="licensing",
+    )
