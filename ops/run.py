@@ -98,7 +98,8 @@ def main() -> None:
     suite.start()
     try:
         suite.wait_ready(timeout=90)
-        numbers = seed.seed(suite.web_url("gateway"), env["STAFF_EMAIL"], env["STAFF_PASSWORD"])
+        demo = seed.seed(suite.web_url("gateway"), env["STAFF_EMAIL"], env["STAFF_PASSWORD"])
+        numbers = demo.numbers
         demo_customer = next(iter(numbers.values()))
         admin = (*DEMO_ADMIN, kept["DEMO_ADMIN_PASSWORD"])
         colleague = (*DEMO_USER, kept["DEMO_USER_PASSWORD"])
@@ -119,7 +120,8 @@ def main() -> None:
             cwd=ROOT,
             check=True,
         )
-        banner(env, numbers, catcher is not None, folder, admin, colleague)
+        seed.register_product(suite.web_url("gateway"), admin[0], admin[2], demo_customer, demo.to_register)
+        banner(env, demo, catcher is not None, folder, admin, colleague)
         supervise(suite, lambda: stopping)
     finally:
         print("\nStopping ...", flush=True)
@@ -139,7 +141,8 @@ def supervise(suite: Suite, stopping) -> None:
         time.sleep(1)
 
 
-def banner(env: dict[str, str], numbers: dict[str, str], catching: bool, folder: Path, admin, colleague) -> None:
+def banner(env: dict[str, str], demo: seed.Demo, catching: bool, folder: Path, admin, colleague) -> None:
+    numbers = demo.numbers
     lines = [
         "",
         "=" * 72,
@@ -149,6 +152,8 @@ def banner(env: dict[str, str], numbers: dict[str, str], catching: bool, folder:
         f"  Vendor staff sign-in:         {env['STAFF_EMAIL']} / {env['STAFF_PASSWORD']}",
         f"  Demo administrator:           {admin[0]} / {admin[2]}  (customer {next(iter(numbers.values()))})",
         f"  Demo user (downloads, news):  {colleague[0]} / {colleague[2]}",
+        f"  Demo partner API key:         {demo.partner_key}",
+        f"  Partner-sold, not registered: {demo.unregistered}  (register it as the administrator)",
         "  Demo customers (customer number, company):",
         *[f"    {number}  {name}" for name, number in numbers.items()],
         f"  Mails land in:                {folder / 'mail'}/"

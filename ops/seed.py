@@ -4,7 +4,9 @@ exists already answers 409 and is left alone."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import requests
 
@@ -63,28 +65,127 @@ def news_items(now: datetime) -> list[dict]:
     ]
 
 
-def seed(gateway_url: str, staff_email: str, staff_password: str) -> dict[str, str]:
-    """Load the demo data; returns company name -> customer number."""
+PRODUCTS = [
+    {
+        "code": "ucetnictvi",
+        "name": "Účetní systém",
+        "editions": ["Mini", "Jazz", "Standard", "Komplet", "Premium"],
+        "add_ons": ["Síťová verze", "Kasa", "Mzdy navíc"],
+    },
+    {"code": "sklady", "name": "Skladové hospodářství", "editions": ["Lite", "Pro"], "add_ons": ["Čtečka kódů"]},
+]
+PARTNER = "Softwarový dům Brno s.r.o."
+
+
+@dataclass
+class Demo:
+    numbers: dict[str, str] = field(default_factory=dict)  # company name -> customer number
+    partner_key: str = ""
+    # installation numbers of the first customer's partner sales: to register, to leave
+    to_register: str = ""
+    unregistered: str = ""
+
+
+def seed(gateway_url: str, staff_email: str, staff_password: str) -> Demo:
+    """Load the demo data through the staff and partner APIs."""
     http = requests.Session()
     signed_in = http.post(
         f"{gateway_url}/api/v1/sessions", json={"email": staff_email, "password": staff_password}, timeout=30
     )
     signed_in.raise_for_status()
     http.headers["Authorization"] = f"Bearer {signed_in.json()['token']}"
-
-    numbers = {}
+    demo = Demo()
     for customer in CUSTOMERS:
         answer = http.post(f"{gateway_url}/api/v1/admin/customers", json=customer, timeout=30)
         _expect(answer)
-        numbers[customer["company_name"]] = answer.json()["customer_number"]
+        demo.numbers[customer["company_name"]] = answer.json()["customer_number"]
     for category in FORUM_CATEGORIES:
         _expect(http.post(f"{gateway_url}/api/v1/admin/forum/categories", json=category, timeout=30))
     existing = {item["title"] for item in http.get(f"{gateway_url}/api/v1/news", timeout=30).json()["items"]}
     for item in news_items(datetime.now(UTC)):
         if item["title"] not in existing:
             _expect(http.post(f"{gateway_url}/api/v1/admin/news", json=item, timeout=30))
+    _seed_licenses(http, gateway_url, demo)
     http.delete(f"{gateway_url}/api/v1/sessions/current", timeout=30)
-    return numbers
+    return demo
+
+
+def _seed_licenses(http: requests.Session, gateway_url: str, demo: Demo) -> None:
+    for product in PRODUCTS:
+        _expect(http.post(f"{gateway_url}/api/v1/admin/products", json=product, timeout=30))
+    first = next(iter(demo.numbers.values()))
+    held = http.get(f"{gateway_url}/api/v1/admin/licenses", params={"customer_number": first}, timeout=30).json()[
+        "items"
+    ]
+    if not any(item["channel"] == "direct" for item in held):
+        today = date.today()
+        for product, edition, add_ons, seats, support in (
+            ("ucetnictvi", "Komplet", ["Síťová verze"], 5, today + timedelta(days=300)),
+            ("sklady", "Pro", [], 1, today + timedelta(days=40)),  # support ends soon: highlighted
+        ):
+            body = {
+                "customer_number": first,
+                "product": product,
+                "edition": edition,
+                "add_ons": add_ons,
+                "seats": seats,
+            }
+            _expect(
+                http.post(
+                    f"{gateway_url}/api/v1/admin/licenses",
+                    json={**body, "support_until": support.isoformat()},
+                    timeout=30,
+                )
+            )
+    partners = http.get(f"{gateway_url}/api/v1/admin/partners", timeout=30).json()["items"]
+    partner = next((p for p in partners if p["name"] == PARTNER), None)
+    if partner is None:
+        demo.partner_key = http.post(f"{gateway_url}/api/v1/admin/partners", json={"name": PARTNER}, timeout=30).json()[
+            "api_key"
+        ]
+    else:  # keys are shown once: a restart gets a fresh one (older ones keep working)
+        demo.partner_key = http.post(
+            f"{gateway_url}/api/v1/admin/partners/{partner['partner_id']}/keys", timeout=30
+        ).json()["api_key"]
+    company = CUSTOMERS[0]
+    sold = []
+    for sale_id, edition, seats in (("DEMO-SALE-1", "Jazz", 1), ("DEMO-SALE-2", "Mini", 2)):
+        body = {
+            "partner_sale_id": sale_id,
+            "customer": {k: company[k] for k in ("company_id", "company_name", "billing_address")},
+            "product": "ucetnictvi",
+            "edition": edition,
+            "add_ons": [],
+            "seats": seats,
+            "sold_on": date.today().isoformat(),
+        }
+        answer = requests.post(
+            f"{gateway_url}/api/v1/partner/sales",
+            json=body,
+            headers={"Authorization": f"Bearer {demo.partner_key}", "Idempotency-Key": sale_id},
+            timeout=30,
+        )
+        _expect(answer)
+        sold.append(answer.json()["installation_number"])
+    demo.to_register, demo.unregistered = sold
+
+
+def register_product(
+    gateway_url: str, email: str, password: str, customer_number: str, installation_number: str
+) -> None:
+    """The demo administrator registers one partner-sold license, as a customer would."""
+    http = requests.Session()
+    signed_in = http.post(f"{gateway_url}/api/v1/sessions", json={"email": email, "password": password}, timeout=30)
+    signed_in.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {signed_in.json()['token']}"
+    path = f"{gateway_url}/api/v1/customers/{customer_number}/product-registrations"
+    for _ in range(50):  # the membership reaches licensing by event a moment after sign-up
+        answer = http.post(path, json={"installation_number": installation_number}, timeout=30)
+        if answer.status_code != 404:
+            break
+        time.sleep(0.1)
+    _expect(answer)
+    http.delete(f"{gateway_url}/api/v1/sessions/current", timeout=30)
 
 
 def _expect(answer: requests.Response) -> None:

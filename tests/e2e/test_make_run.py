@@ -70,6 +70,14 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
             )
             [membership] = me.json()["memberships"]
             assert membership["administrator"] is administrator
+            if administrator:  # two direct licenses and the partner-sold one it registered
+                listed = requests.get(
+                    f"{gateway}/api/v1/customers/{membership['customer_number']}/licenses",
+                    headers={"Authorization": f"Bearer {token.json()['token']}"},
+                    timeout=10,
+                ).json()["items"]
+                assert sorted(item["channel"] for item in listed) == ["direct", "direct", "partner"]
+        assert "Demo partner API key:         cc_" in output and "Partner-sold, not registered:" in output
     finally:
         os.killpg(run.pid, signal.SIGINT)
         try:

@@ -210,3 +210,9 @@ def test_staff_extend_and_revoke_support(licensing):
     assert revoked.get_json()["status"] == "revoked"
     assert [e["version"] for e in licensing.events("licensing.license.support_changed")] == [2]
     assert licensing.events("licensing.license.revoked")[-1]["version"] == 3
+
+
+def test_staff_list_partners_without_their_keys(licensing):
+    licensing.staff("POST", "/api/v1/admin/partners", {"name": "Dealer", "broker_user": "dealer-1"})
+    [partner] = licensing.staff("GET", "/api/v1/admin/partners").get_json()["items"]
+    assert partner["name"] == "Dealer" and partner["broker_user"] == "dealer-1" and "api_key" not in partner

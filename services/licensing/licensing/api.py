@@ -372,8 +372,26 @@ class AdminLicense(MethodView):
             raise Problem(404, "not-found", "Not found", "No such license.") from None
 
 
+class PartnerSchema(Schema):
+    partner_id = fields.String(attribute="id")
+    name = fields.String()
+    broker_user = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class PartnerListSchema(Schema):
+    items = fields.List(fields.Nested(PartnerSchema))
+    next = fields.String(allow_none=True)
+
+
 @admin.route("/partners")
 class Partners(MethodView):
+    @staff_only
+    @admin.response(200, PartnerListSchema)
+    def get(self):
+        with database().unit_of_work() as session:
+            return {"items": session.scalars(select(Partner).order_by(Partner.name)).all(), "next": None}
+
     @staff_only
     @admin.arguments(NewPartnerSchema)
     @admin.response(201, PartnerCreatedSchema)
