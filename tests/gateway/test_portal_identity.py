@@ -4,133 +4,20 @@ identity: what each page shows, what it sends identity, and how every kind of an
 
 from __future__ import annotations
 
-import json
 import re
-from types import SimpleNamespace
 
 import pytest
-from gateway.app import create_app
 
-from shared.config import Settings
-from shared.migrations import upgrade
-from shared.problems import Problem
-
-ALL_RIGHTS = ["licenses", "downloads", "documents", "news", "contacts", "users"]
-USER = {"id": "u-ada", "email": "ada@example.com", "name": "Ada Lovelace"}
-ME = USER | {
-    "staff": False,
-    "memberships": [
-        {"customer_number": "1001", "company_name": "Acme s.r.o.", "administrator": True, "rights": ALL_RIGHTS},
-        {"customer_number": "1002", "company_name": "Beta a.s.", "administrator": False, "rights": ["downloads"]},
-    ],
-}
-MEMBERS = [
-    USER | {"administrator": True, "rights": ALL_RIGHTS, "status": "active"},
-    {"id": "u-bob", "email": "bob@example.com", "name": "Bob", "administrator": False, "rights": ["news"]}
-    | {"status": "invited"},
-]
-PROFILE = {
-    "customer_number": "1001",
-    "company_id": "25596641",
-    "company_name": "Acme s.r.o.",
-    "billing_address": {"street": "Main 1", "city": "Praha", "postal_code": "11000", "country": "CZ"},
-    "delivery_address": None,
-    "delivery_method": "download",
-}
-
-
-def problem(status: int, slug: str, errors=None, headers=None):
-    body = {"type": f"urn:customer-center:problem:{slug}", "status": status, "title": slug, "detail": slug}
-    if errors is not None:
-        body["errors"] = [{"field": f, "message": m} for f, m in errors.items()]
-    return status, body, headers or {}
-
-
-class FakeIdentity:
-    """Stands in for `Upstream`: answers by (method, path); `answer()` scripts one."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, str, dict | None, object]] = []
-        self.scripted: dict[tuple[str, str], tuple[int, dict, dict]] = {}
-        self.down = False
-
-    def answer(self, method: str, path: str, status: int, body=None, headers=None):
-        self.scripted[(method, path)] = (status, body or {}, headers or {})
-
-    def sent(self, method: str, path: str) -> list:
-        return [body for m, p, body, _ in self.calls if (m, p) == (method, path)]
-
-    def call(self, service, method, path, json_body=None, principal=None, **_):
-        assert service == "identity"
-        self.calls.append((method, path, json_body, principal))
-        if self.down and path != "/internal/v1/credentials/verify":
-            raise Problem(503, "service-unavailable", headers={"Retry-After": "5"})
-        status, body, headers = self.scripted.get((method, path)) or self._default(method, path)
-        data = json.dumps(body).encode() if body else b""
-        return SimpleNamespace(status=status, data=data, json=lambda: json.loads(data), headers=headers)
-
-    @staticmethod
-    def _default(method, path):
-        if path == "/internal/v1/credentials/verify":
-            return 200, USER, {}
-        if path == "/api/v1/me":
-            return 200, ME, {}
-        if method == "GET" and path.endswith("/users"):
-            return 200, {"items": MEMBERS, "next": None}, {}
-        if method == "GET" and path.endswith("/profile"):
-            return 200, PROFILE, {}
-        if method == "DELETE":
-            return 204, {}, {}
-        return 200, {"status": "ok"}, {}
-
-
-@pytest.fixture
-def identity() -> FakeIdentity:
-    return FakeIdentity()
-
-
-@pytest.fixture
-def client(tmp_path, identity):
-    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    upgrade("gateway", database_url)
-    app = create_app(Settings(service="gateway", database_url=database_url, internal_auth_secret="t" * 64))
-    app.extensions["upstream"] = identity
-    yield app.test_client()
-    app.extensions["database"].dispose()
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
-
-
-def form_token(response) -> str:
-    return re.search(r'name="form_token" value="([^"]+)"', text(response)).group(1)
-
-
-def csrf(response) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', text(response)).group(1)
-
-
-def post_form(client, path: str, data: dict, page: str | None = None):
-    """Open the page (for its form token and cookie), then send the form."""
-    return client.post(path, data=data | {"form_token": form_token(client.get(page or path))})
-
-
-@pytest.fixture
-def signed_in(client):
-    post_form(client, "/sign-in", {"email": USER["email"], "password": "correct horse battery staple"})
-    return client
-
-
-def post_signed_in(client, path: str, data: dict, page: str = "/account"):
-    return client.post(path, data=data | {"csrf_token": csrf(client.get(page))})
-
-
-def field_error(response, name: str) -> str | None:
-    field_id = "f-" + name.replace(".", "-").replace("_", "-")
-    match = re.search(rf'<p class="field-error" id="{re.escape(field_id)}-error">([^<]+)</p>', text(response))
-    return match.group(1) if match else None
-
+from tests.gateway.conftest import (
+    ALL_RIGHTS,
+    USER,
+    field_error,
+    nav,
+    post_form,
+    post_signed_in,
+    problem,
+    text,
+)
 
 # --- registering ------------------------------------------------------------------------------
 REGISTRATION = {
@@ -335,10 +222,6 @@ def test_the_home_page_greets_and_lists_the_profiles_with_what_each_allows(signe
     assert 'href="/customers/1002/users"' not in page and 'href="/customers/1002/contacts"' not in page
     principal = next(p for m, path, _, p in identity.calls if path == "/api/v1/me")
     assert principal.subject == USER["id"] and principal.client == "127.0.0.1"
-
-
-def nav(page: str) -> str:
-    return re.search(r'<ul class="main-nav">(.*?)</ul>', page, re.S).group(1)
 
 
 def test_the_navigation_follows_the_rights_in_the_current_profile(signed_in):

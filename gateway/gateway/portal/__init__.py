@@ -3,14 +3,15 @@
 `portal` is the Blueprint. views.py holds the home page, signing in and out, the security
 headers every page carries and HTML error pages for paths outside `/api/`; accounts.py the
 pages of one's own account (register, confirm, forgotten password, invitation, my account);
-profiles.py the pages of one customer profile (users and rights, addresses and delivery).
-calls.py is how they all ask identity and turn its problem+json answers into messages.
+profiles.py the pages of one customer profile (users and rights, addresses and delivery);
+licensing.py its licenses and product registration. calls.py is how they all ask the
+services and turn their problem+json answers into messages.
 `i18n.init_app` sets up Flask-Babel (Czech by default, English on request). Sign-in uses
 the same function as the sessions API (`gateway.api.sign_in`); the portal holds no state
 of its own beyond the language and profile cookies and a short-lived form token (forms.py).
 """
 
-from gateway.portal import accounts, i18n, profiles
+from gateway.portal import accounts, i18n, licensing, profiles
 from gateway.portal.views import portal
 
-__all__ = ["accounts", "i18n", "portal", "profiles"]
+__all__ = ["accounts", "i18n", "licensing", "portal", "profiles"]

@@ -1,6 +1,7 @@
-"""The portal's way of asking identity for something on the caller's behalf, and of turning
-its problem+json answers into what a page shows: messages next to the fields (422) and one
-message for the page (409, 410, 429, 503, ...), in the page's language.
+"""The portal's way of asking a service (identity, licensing, ...: whichever owns the path in
+the route table) for something on the caller's behalf, and of turning its problem+json
+answers into what a page shows: messages next to the fields (422) and one message for the
+page (409, 410, 429, 503, ...), in the page's language.
 
 Also who the signed-in person is in which customer profile (`me()`, `current_profile()`):
 the navigation shows only what their rights in the current profile allow.
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
 
 from flask import g, request
 from flask_babel import gettext as _
 
 from gateway import api
+from gateway.routes import service_for
 from gateway.sessions import Caller
 from shared.auth import Principal
 from shared.problems import TYPE_PREFIX, Problem
@@ -29,7 +32,7 @@ RIGHTS = ("licenses", "downloads", "documents", "news", "contacts", "users")
 
 @dataclass
 class Answer:
-    """Identity's answer, read whole: status, JSON body, the problem's slug and field errors."""
+    """A service's answer, read whole: status, JSON body, the problem's slug and field errors."""
 
     status: int
     body: dict = field(default_factory=dict)
@@ -70,11 +73,13 @@ def principal() -> Principal:
     return replace(signed_in.principal if signed_in else api.ANONYMOUS, client=request.remote_addr)
 
 
-def call(method: str, path: str, body: dict | None = None) -> Answer:
-    """Call identity as the caller. A service that is down is an `Answer(503)`, not an error:
-    a form shows it as its message."""
+def call(method: str, path: str, body: dict | None = None, query: dict | None = None) -> Answer:
+    """Call the service that owns `path` (routes.py) as the caller. A service that is down is an
+    `Answer(503)`, not an error: a form shows it as its message."""
+    service = service_for(path) or "identity"
+    arguments = {"query": urlencode(query)} if query else {}
     try:
-        response = api.upstream().call("identity", method, path, body, principal=principal())
+        response = api.upstream().call(service, method, path, body, principal=principal(), **arguments)
     except Problem as problem:
         return Answer(problem.status, problem.to_dict(), dict(problem.headers))
     data = response.data if hasattr(response, "data") else None
@@ -88,11 +93,16 @@ def call(method: str, path: str, body: dict | None = None) -> Answer:
 
 def fetch(path: str) -> dict:
     """GET something a page cannot do without: any failure becomes that page's error page
-    (403 without the right, 404 for another profile, 503 when identity is down)."""
+    (403 without the right, 404 for another profile, 503 when the service is down)."""
     answer = call("GET", path)
     if not answer.ok:
-        raise Problem(answer.status if answer.status in (401, 403, 404, 429, 503) else 502, headers=answer.headers)
+        raise page_error(answer)
     return answer.body
+
+
+def page_error(answer: Answer) -> Problem:
+    """The error page for a failed answer a page cannot do without."""
+    return Problem(answer.status if answer.status in (401, 403, 404, 429, 503) else 502, headers=answer.headers)
 
 
 # --- messages -----------------------------------------------------------------------------
@@ -111,6 +121,8 @@ def field_message(name: str, message: str) -> str:
         return _("The current password is not right.")
     if "missing data" in text or "may not be null" in text or "shorter than minimum length 1." in text:
         return _("Fill this in.")
+    if name == "installation_number":
+        return _installation_number_message(text)
     if name == "company_id":
         return _("This is not a valid company ID: 8 digits with a correct check digit.")
     if name == "customer_number":
@@ -122,6 +134,18 @@ def field_message(name: str, message: str) -> str:
     if name.endswith(".country"):
         return _("Choose a country.")
     return _("This value is not valid.")
+
+
+def _installation_number_message(text: str) -> str:
+    """Licensing checks the format and the check character before it looks anything up."""
+    if "check character" in text or "typo" in text:
+        return _("This installation number has a typo. Check it against the document you got with the product.")
+    if "do not occur" in text:
+        return _(
+            "An installation number consists of the digits 2–9 and the letters A–Z without I, L, O and U. "
+            "Check it against the document you got with the product."
+        )
+    return _("An installation number has 18 characters in three groups of six, e.g. ABCDEF-GHJKMN-PQRST7.")
 
 
 # One sentence per problem the API can answer with; per page where the sentence differs.
@@ -145,6 +169,12 @@ def problem_message(answer: Answer) -> str:
         "last-administrator": _("A profile keeps at least one administrator. Appoint another one first."),
         "missing-right": _("You do not have the right to do this in this profile."),
         "csrf-failed": _("The form has expired. Please try again."),
+        # Never which part was wrong: unknown number and another customer's sale look alike.
+        "registration-refused": _(
+            "We cannot register this installation number to your customer profile. Check the number "
+            "against the document you got with the product; if it is right, contact the partner who sold it to you."
+        ),
+        "already-registered": _("This product is registered already: you will find it in your license list."),
     }
     if kind in messages:
         return messages[kind]
