@@ -4,7 +4,9 @@ identity's mailer).
 `python -m ops.healthcheck relay|consumer|mailer <service>` exits 0 when, in this container,
 1. the component's process runs (its command line is `... -m shared.relay <service>`,
    `... -m <service>.consumer` or `... -m <service>.mailer`) and is neither a zombie nor
-   stopped, and
+   stopped (a consumer run as another module, such as licensing's partner inbox, is named by
+   that module: `consumer licensing.partner_inbox` looks for `... -m licensing.partner_inbox`,
+   and needs the broker like every consumer), and
 2. that process holds an ESTABLISHED TCP connection to what it works with: a consumer to the
    broker (`AMQP_URL`), a relay to its PostgreSQL database (`<SERVICE>_DATABASE_URL`, where it
    LISTENs for new outbox rows), a mailer to its PostgreSQL database too (the pooled
@@ -42,7 +44,8 @@ def expected_argv(kind: str, service: str) -> list[str]:
     if kind == "relay":
         return ["-m", "shared.relay", service]
     if kind == "consumer":
-        return ["-m", f"{service}.consumer"]
+        # A dotted name is the consumer's own module (python -m licensing.partner_inbox).
+        return ["-m", service if "." in service else f"{service}.consumer"]
     if kind == "mailer":
         return ["-m", f"{service}.mailer"]
     raise ValueError(f"unknown component kind {kind!r} (relay, consumer or mailer)")

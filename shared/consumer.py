@@ -14,6 +14,10 @@ fault: the consumer holds the message and waits for the database instead of burn
 Handlers are declared per service (`<service>/handlers.py`: `HANDLERS = {type: function}`)
 and receive `(session, event)`; they must tolerate events out of order (compare versions or
 timestamps, never assume sequence).
+
+A consumer of messages that are not event envelopes (licensing's partner inbox) reuses this
+loop: it passes its own `name` and `queue` and overrides `handle(properties, body)`, which
+must be idempotent by itself and raise `Poison` for a message that can never be applied.
 """
 
 from __future__ import annotations
@@ -55,19 +59,29 @@ class EventConsumer:
         handlers: dict[str, Handler],
         database: Database | None = None,
         prefetch: int = 20,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
     ):
         self.settings = settings
-        self.name = settings.service
+        # The consumer's name (inbox rows, logs, the DLQ headers) and the queue it works from:
+        # by default the service and its `<service>.events`.
+        self.name = name or settings.service
         self.handlers = handlers
         self.database = database or Database(settings.database_url)
         self.topology = Topology(settings.events_namespace)
-        self.queue = self.topology.queue(self.name)
+        self.queue = queue or self.topology.queue(self.name)
         self.prefetch = prefetch
         self.stopping = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self.heartbeat = Heartbeat(settings.heartbeat_file)
 
     # --- applying one event ---------------------------------------------------------------
+    def handle(self, properties: pika.BasicProperties, body: bytes) -> None:
+        """Apply one delivery. Raise Poison for a message that can never succeed, anything
+        else for a failure worth retrying. Event consumers parse the envelope (`apply`)."""
+        self.apply(body)
+
     def apply(self, body: bytes) -> bool:
         """Apply one message in its own transaction. True if applied, False if a duplicate."""
         try:
@@ -103,7 +117,7 @@ class EventConsumer:
         attempt = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
         while True:
             try:
-                self.apply(body)
+                self.handle(properties, body)
                 channel.basic_ack(method.delivery_tag)
                 return
             except Poison as error:
@@ -143,6 +157,10 @@ class EventConsumer:
                 "x-failed-at": datetime.now(UTC).isoformat(),
             }
         )
+        if properties.user_id:
+            # The copy cannot carry the publisher's broker-validated user_id (the broker would
+            # refuse us publishing as another user), so keep it as a header.
+            headers["x-original-user-id"] = properties.user_id
         channel.basic_publish(
             exchange=self.topology.dead_letter_exchange,
             routing_key=self.queue,

@@ -7,6 +7,11 @@
   catalogue lists for it, dead-lettering into `cc.dead-letters` and from there into
   `<consumer>.events.dlq`; `x-delivery-limit` is the broker's backstop against a message that
   crashes its consumer over and over.
+- `cc.partner-sales`: durable fanout exchange the partners' systems publish their sales to,
+  each with a broker user of its own that may write to this exchange and nothing else (see
+  the README); it feeds the quorum queue `licensing.partner-sales`, which dead-letters into
+  `licensing.partner-sales.dlq` like the event queues do (`python -m licensing.partner_inbox`
+  consumes it). Fanout, so a partner need not know any routing key.
 
 Every process declares the whole topology when it connects (declarations are idempotent), so
 a relay that starts before any consumer still publishes into queues that keep the events.
@@ -47,11 +52,24 @@ class Topology:
     def dead_letter_exchange(self) -> str:
         return self.name("cc.dead-letters")
 
+    @property
+    def partner_sales_exchange(self) -> str:
+        return self.name("cc.partner-sales")
+
+    @property
+    def partner_sales_queue(self) -> str:
+        return self.name("licensing.partner-sales")
+
     def queue(self, consumer: str) -> str:
         return self.name(f"{consumer}.events")
 
     def dead_letter_queue(self, consumer: str) -> str:
-        return self.queue(consumer) + ".dlq"
+        return self.dead_letter_queue_of(self.queue(consumer))
+
+    @staticmethod
+    def dead_letter_queue_of(queue: str) -> str:
+        """Where a queue's dead letters go (bound to the dead-letter exchange by the queue's name)."""
+        return queue + ".dlq"
 
     def consumers(self) -> dict[str, list[str]]:
         """consumer -> the routing keys its queue is bound to."""
@@ -62,12 +80,24 @@ class Topology:
         return {consumer: sorted(keys) for consumer, keys in sorted(bindings.items())}
 
     def queue_arguments(self, consumer: str) -> dict:
+        return self.dead_lettering_arguments(self.queue(consumer))
+
+    def dead_lettering_arguments(self, queue: str) -> dict:
         return {
             "x-queue-type": "quorum",
             "x-dead-letter-exchange": self.dead_letter_exchange,
-            "x-dead-letter-routing-key": self.queue(consumer),
+            "x-dead-letter-routing-key": queue,
             "x-delivery-limit": BROKER_DELIVERY_LIMIT,
         }
+
+    def work_queues(self) -> dict[str, tuple[str, list[str]]]:
+        """Every queue a consumer works from, each with a DLQ: queue -> (exchange, binding keys)."""
+        queues = {
+            self.queue(consumer): (self.events_exchange, routing_keys)
+            for consumer, routing_keys in self.consumers().items()
+        }
+        queues[self.partner_sales_queue] = (self.partner_sales_exchange, [""])
+        return queues
 
     def declare(self, channel) -> None:
         channel.exchange_declare(self.unrouted_exchange, "fanout", durable=True)
@@ -80,22 +110,27 @@ class Topology:
             arguments={"alternate-exchange": self.unrouted_exchange},
         )
         channel.exchange_declare(self.dead_letter_exchange, "direct", durable=True)
-        for consumer, routing_keys in self.consumers().items():
-            queue = self.queue(consumer)
-            channel.queue_declare(queue, durable=True, arguments=self.queue_arguments(consumer))
+        channel.exchange_declare(self.partner_sales_exchange, "fanout", durable=True)
+        for queue, (exchange, routing_keys) in self.work_queues().items():
+            channel.queue_declare(queue, durable=True, arguments=self.dead_lettering_arguments(queue))
             for key in routing_keys:
-                channel.queue_bind(queue, self.events_exchange, routing_key=key)
-            dlq = self.dead_letter_queue(consumer)
+                channel.queue_bind(queue, exchange, routing_key=key)
+            dlq = self.dead_letter_queue_of(queue)
             channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
             channel.queue_bind(dlq, self.dead_letter_exchange, routing_key=queue)
 
     def delete(self, channel) -> None:
         """Remove everything `declare` made (tests clean up their namespace with it)."""
-        for consumer in self.consumers():
-            channel.queue_delete(self.queue(consumer))
-            channel.queue_delete(self.dead_letter_queue(consumer))
+        for queue in self.work_queues():
+            channel.queue_delete(queue)
+            channel.queue_delete(self.dead_letter_queue_of(queue))
         channel.queue_delete(self.unrouted_queue)
-        for exchange in (self.events_exchange, self.unrouted_exchange, self.dead_letter_exchange):
+        for exchange in (
+            self.events_exchange,
+            self.unrouted_exchange,
+            self.dead_letter_exchange,
+            self.partner_sales_exchange,
+        ):
             channel.exchange_delete(exchange)
 
     def definitions(self) -> dict:
@@ -105,14 +140,14 @@ class Topology:
             _exchange(self.unrouted_exchange, "fanout", {}),
             _exchange(self.events_exchange, "topic", {"alternate-exchange": self.unrouted_exchange}),
             _exchange(self.dead_letter_exchange, "direct", {}),
+            _exchange(self.partner_sales_exchange, "fanout", {}),
         ]
         queues = [_queue(self.unrouted_queue, {"x-queue-type": "quorum"})]
         bindings = [_binding(self.unrouted_exchange, self.unrouted_queue, "")]
-        for consumer, routing_keys in self.consumers().items():
-            queue = self.queue(consumer)
-            queues.append(_queue(queue, self.queue_arguments(consumer)))
-            bindings += [_binding(self.events_exchange, queue, key) for key in routing_keys]
-            dlq = self.dead_letter_queue(consumer)
+        for queue, (exchange, routing_keys) in self.work_queues().items():
+            queues.append(_queue(queue, self.dead_lettering_arguments(queue)))
+            bindings += [_binding(exchange, queue, key) for key in routing_keys]
+            dlq = self.dead_letter_queue_of(queue)
             queues.append(_queue(dlq, {"x-queue-type": "quorum"}))
             bindings.append(_binding(self.dead_letter_exchange, dlq, queue))
         for item in exchanges + queues + bindings:

@@ -402,6 +402,15 @@ def test_worker_health_checks_name_their_process(services):
         elif command[2].endswith(".mailer"):
             component = command[2].removesuffix(".mailer")
             assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "ops.healthcheck", "mailer", component]
+        elif command[2] == "licensing.partner_inbox":  # a consumer with a module of its own
+            assert service["healthcheck"]["test"] == [
+                "CMD",
+                "python",
+                "-m",
+                "ops.healthcheck",
+                "consumer",
+                "licensing.partner_inbox",
+            ]
 
 
 # --- (h) the image's PYTHONPATH is the Makefile's SOURCE_ROOTS ------------------------------

@@ -67,6 +67,17 @@ def test_a_connection_of_another_process_does_not_count(listener, processes):
     assert healthcheck.check("consumer", "hcfake", env={"AMQP_URL": f"amqp://u:p@127.0.0.1:{listener}/"})
 
 
+def test_a_consumer_with_a_module_of_its_own_is_named_by_that_module(listener, processes):
+    assert healthcheck.expected_argv("consumer", "hcfake.partner_inbox") == ["-m", "hcfake.partner_inbox"]
+    env = {"AMQP_URL": f"amqp://u:p@127.0.0.1:{listener}/"}
+    processes.append(start_fake(["-m", "hcfake.consumer"], connect_to=listener))
+    assert healthcheck.check("consumer", "hcfake.partner_inbox", env=env) == [
+        "no running process ends with '-m hcfake.partner_inbox'"
+    ]
+    processes.append(start_fake(["-m", "hcfake.partner_inbox"], connect_to=listener))
+    assert healthcheck.check("consumer", "hcfake.partner_inbox", env=env) == []
+
+
 def test_relay_connected_to_its_database_is_healthy(listener, processes):
     processes.append(start_fake(["-m", "shared.relay", "hcfake"], connect_to=listener))
     env = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener}/hcfake"}

@@ -171,3 +171,33 @@ def test_the_users_right_is_the_administrator_role(identity):
     assert made.get_json()["administrator"] is True
     taken = identity.call("PATCH", f"/api/v1/customers/100001/users/{jan}", {"rights": ["downloads"]}, user=admin)
     assert taken.get_json()["administrator"] is False and taken.get_json()["rights"] == ["downloads"]
+
+
+def test_the_sales_master_corrects_the_company_name_but_not_contacts_the_customer_edited(identity):
+    import json
+    from datetime import UTC, datetime
+
+    from identity.handlers import HANDLERS
+
+    from shared.consumer import EventConsumer
+
+    ada = identity.administrator()
+    identity.call("PUT", "/api/v1/customers/100001/addresses", _addresses(), user=ada)
+    consumer = EventConsumer(identity.client.application.extensions["settings"], HANDLERS, identity.database)
+    envelope = {
+        "id": "00000000-0000-4000-8000-00000000abcd",
+        "type": "licensing.customer.updated",
+        "version": 1,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "licensing",
+        "data": {
+            "customer_number": "100001",
+            "company_id": "25083325",
+            "company_name": "Novák a syn s.r.o.",
+            "billing_address": {"street": "Jiná 9", "city": "Brno", "postal_code": "60200", "country": "CZ"},
+        },
+    }
+    consumer.apply(json.dumps(envelope).encode())
+    profile = identity.call("GET", "/api/v1/customers/100001/profile", user=ada).get_json()
+    assert profile["company_name"] == "Novák a syn s.r.o."
+    assert profile["billing_address"] == ADDRESS  # the customer's own edit stays

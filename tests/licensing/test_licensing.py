@@ -139,10 +139,12 @@ def test_a_typo_is_caught_before_any_lookup_and_foreign_numbers_get_one_answer(l
     theirs = licensing.sell(key, "k1", sale()).get_json()
     mine = licensing.customer("25083325")
     licensing.member("u-1", mine)
+
     def register(typed):
         return licensing.call(
             "POST", f"/api/v1/customers/{mine}/product-registrations", {"installation_number": typed}, user="u-1"
         )
+
     chars = theirs["installation_number"].replace("-", "")
     typo = chars[:-2] + ("A" if chars[-2] != "A" else "B") + chars[-1]
     assert register(typo).get_json()["errors"][0]["field"] == "installation_number"
@@ -216,3 +218,39 @@ def test_staff_list_partners_without_their_keys(licensing):
     licensing.staff("POST", "/api/v1/admin/partners", {"name": "Dealer", "broker_user": "dealer-1"})
     [partner] = licensing.staff("GET", "/api/v1/admin/partners").get_json()["items"]
     assert partner["name"] == "Dealer" and partner["broker_user"] == "dealer-1" and "api_key" not in partner
+
+
+def test_staff_correct_a_customer_and_others_hear_of_it(licensing):
+    number = licensing.customer("25083325")
+    changed = licensing.staff("PATCH", f"/api/v1/admin/customers/{number}", {"company_name": "Novák a syn s.r.o."})
+    assert changed.status_code == 200 and changed.get_json()["company_name"] == "Novák a syn s.r.o."
+    assert licensing.events("licensing.customer.updated")[-1]["company_name"] == "Novák a syn s.r.o."
+    assert licensing.staff("PATCH", "/api/v1/admin/customers/999999", {"company_name": "X"}).status_code == 404
+
+
+def test_contacts_changed_by_the_customer_reach_invoicing_newest_first(licensing):
+    import json
+
+    from licensing.handlers import HANDLERS
+
+    from shared.consumer import EventConsumer
+    from shared.events import new_envelope
+
+    number = licensing.customer("25083325")
+    consumer = EventConsumer(licensing.app.extensions["settings"], HANDLERS, licensing.database)
+
+    def contacts(version, street):
+        data = {
+            "customer_number": number,
+            "company_name": "Účetnictví Novák s.r.o.",
+            "billing_address": {"street": street, "city": "Praha", "postal_code": "11000", "country": "CZ"},
+            "delivery_address": None,
+            "delivery_method": "download",
+            "version": version,
+        }
+        return json.dumps(new_envelope("identity.customer.contact_changed", data, "identity", None)).encode()
+
+    consumer.apply(contacts(2, "Nová 2"))
+    consumer.apply(contacts(1, "Stará 1"))  # late and older: ignored
+    customer = licensing.staff("GET", f"/api/v1/admin/customers/{number}").get_json()
+    assert customer["billing_address"]["street"] == "Nová 2"

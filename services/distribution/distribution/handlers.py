@@ -68,5 +68,7 @@ HANDLERS = {
     "licensing.license.support_changed": on_license_changed,
     "licensing.license.revoked": on_license_changed,
     "licensing.customer.created": on_customer_created,
+    # created and updated carry the same fields: the newer one wins either way
+    "licensing.customer.updated": on_customer_created,
     "identity.customer.contact_changed": on_contact_changed,
 }

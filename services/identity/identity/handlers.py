@@ -28,6 +28,23 @@ def on_customer_created(session: Session, event: Event) -> None:
         profile.source_updated_at = event.occurred_at
 
 
+def on_customer_updated(session: Session, event: Event) -> None:
+    """Staff corrected the sales master: the company name follows; the billing address only
+    while the customer has not edited its contacts here (theirs is newer)."""
+    data = event.data
+    profile = session.get(CustomerProfile, data["customer_number"])
+    if profile is None:
+        on_customer_created(session, event)
+        return
+    if as_utc(profile.source_updated_at) >= event.occurred_at:
+        return
+    profile.company_name = data["company_name"]
+    if profile.contacts_version == 0:
+        profile.billing_address = data.get("billing_address")
+    profile.source_updated_at = event.occurred_at
+
+
 HANDLERS = {
     "licensing.customer.created": on_customer_created,
+    "licensing.customer.updated": on_customer_updated,
 }

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from licensing import access, installation_numbers, licenses, partners
-from licensing.customers import CustomerExists, create_customer
+from licensing.customers import CustomerExists, create_customer, update_customer
 from licensing.models import Customer, IdempotentRequest, License, Partner, Product
 from shared import throttle
 from shared.auth import client_address, signed_in, signed_in_user, staff_only
@@ -298,6 +298,11 @@ class Customers(MethodView):
             ) from None
 
 
+class CustomerChangeSchema(Schema):
+    company_name = fields.String(validate=validate.Length(min=1, max=200))
+    billing_address = fields.Nested(AddressSchema)
+
+
 @admin.route("/customers/<customer_number>")
 class CustomerByNumber(MethodView):
     @staff_only
@@ -307,6 +312,17 @@ class CustomerByNumber(MethodView):
             customer = session.scalars(
                 select(Customer).where(Customer.customer_number == customer_number)
             ).one_or_none()
+            if customer is None:
+                raise Problem(404, "not-found", "Not found", "No such customer.")
+            return customer
+
+    @staff_only
+    @admin.arguments(CustomerChangeSchema)
+    @admin.response(200, CustomerSchema)
+    def patch(self, body, customer_number):
+        """Correct the company name or billing address; identity and distribution follow."""
+        with database().unit_of_work() as session:
+            customer = update_customer(session, customer_number, **body)
             if customer is None:
                 raise Problem(404, "not-found", "Not found", "No such customer.")
             return customer

@@ -31,15 +31,37 @@ def create_customer(session: Session, company_id: str, company_name: str, billin
     except IntegrityError:  # someone created it between our check and our insert
         raise CustomerExists(session.scalars(select(Customer).where(Customer.company_id == company_id)).one()) from None
     customer.customer_number = str(FIRST_CUSTOMER_NUMBER + customer.id - 1)
-    add_event(
-        session,
-        "licensing.customer.created",
-        {
-            "customer_number": customer.customer_number,
-            "company_id": customer.company_id,
-            "company_name": customer.company_name,
-            "billing_address": customer.billing_address,
-        },
-        producer="licensing",
-    )
+    add_event(session, "licensing.customer.created", _customer_data(customer), producer="licensing")
     return customer
+
+
+def update_customer(session: Session, customer_number: str, **changes) -> Customer | None:
+    """Staff correct the sales master (company name, billing address); others hear of it."""
+    customer = session.scalars(
+        select(Customer).where(Customer.customer_number == customer_number).with_for_update()
+    ).one_or_none()
+    if customer is None:
+        return None
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    add_event(session, "licensing.customer.updated", _customer_data(customer), producer="licensing")
+    return customer
+
+
+def apply_contacts(session: Session, data: dict) -> None:
+    """The customer changed its contacts in identity: invoicing uses the new billing address."""
+    customer = session.scalars(
+        select(Customer).where(Customer.customer_number == data["customer_number"]).with_for_update()
+    ).one_or_none()
+    if customer is not None and data["version"] > customer.contacts_version:
+        customer.billing_address = data.get("billing_address") or customer.billing_address
+        customer.contacts_version = data["version"]
+
+
+def _customer_data(customer: Customer) -> dict:
+    return {
+        "customer_number": customer.customer_number,
+        "company_id": customer.company_id,
+        "company_name": customer.company_name,
+        "billing_address": customer.billing_address,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from licensing.access import apply_membership
+from licensing.customers import apply_contacts
 from shared.events import Event
 
 
@@ -12,6 +13,11 @@ def on_membership_changed(session: Session, event: Event) -> None:
     apply_membership(session, event.data, event.occurred_at)
 
 
+def on_contact_changed(session: Session, event: Event) -> None:
+    apply_contacts(session, event.data)
+
+
 HANDLERS = {
     "identity.membership.changed": on_membership_changed,
+    "identity.customer.contact_changed": on_contact_changed,
 }

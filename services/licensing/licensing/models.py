@@ -30,6 +30,8 @@ class Customer(Base):
     company_name: Mapped[str] = mapped_column(String(200))
     billing_address: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # The newest contacts version identity announced (the customer edits them there).
+    contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Product(Base):

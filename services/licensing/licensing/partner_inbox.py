@@ -1,0 +1,187 @@
+"""`python -m licensing.partner_inbox`: partners' sales published over RabbitMQ.
+
+A partner's system may publish a sale, the same JSON body as `POST /api/v1/partner/sales`, to
+the fanout exchange `cc.partner-sales` with a broker user of its own that may write to that
+exchange only (the README shows operators how to make one). The message lands in the quorum
+queue `licensing.partner-sales`, which this process consumes with the suite's idempotent
+consumer loop (`shared.consumer.EventConsumer`: acks after commit, retries, the DLQ, waiting
+out a database outage); only what one message means is decided here, in `handle`:
+
+1. Who sent it: the `user_id` property, which RabbitMQ checks against the user the publishing
+   connection authenticated as (a message claiming another user is refused by the broker and
+   never reaches us), names the partner by its `broker_user`. A message without `user_id`, or
+   from a user no partner is registered with, cannot be attributed to anyone: rejected.
+2. The idempotency key: the `message_id` property (required), per partner, stored as
+   `amqp:<message_id>` in the `idempotent_requests` table the REST API keys its writes in,
+   with the SHA-256 of the body. The same message again (a redelivery, or the partner
+   publishing it twice) changes nothing; the same id with another body is rejected.
+   Independently of that, `record_partner_sale` makes one license per `partner_sale_id`.
+3. The body is validated with the REST API's own `SaleSchema`; then the sale is recorded
+   (an unregistered license, and `licensing.license.issued` in the outbox), all in one
+   transaction with the idempotency row. Commit, then ack.
+
+A rejected message (any of the above, or an unknown product) is never retried: in one
+transaction the rejection is stored on its idempotency row (when it has one) and
+`licensing.partner_sale.rejected` is written to the outbox; after the commit the message is
+copied to `licensing.partner-sales.dlq` with the reason in `x-failure-reason` (and the
+partner's user in `x-original-user-id`), then acked. A crash between the commit and the ack
+redelivers the message: the stored rejection dead-letters it again without a second event,
+so the event is never lost and is raised once per partner and message id (a message without
+a partner or message id, or reusing another message's id, has no key of its own and may then
+be announced twice; consumers of events tolerate duplicates). A failure that is not the
+message's fault (a bug, the database) is retried like any event, and after
+`MAX_DELIVERY_ATTEMPTS` dead-lettered without an event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+
+import pika
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from licensing.api import SaleSchema, sale_from
+from licensing.licenses import UnknownProduct, record_partner_sale
+from licensing.models import Customer, IdempotentRequest, Partner
+from shared import logs
+from shared.config import Settings
+from shared.consumer import EventConsumer, Poison
+from shared.db import Database
+from shared.outbox import add_event
+from shared.topology import Topology
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "licensing-partner-sales"
+# Message ids share the idempotency table with the REST API's Idempotency-Keys.
+KEY_PREFIX = "amqp:"
+MAX_MESSAGE_ID = 200 - len(KEY_PREFIX)
+ACCEPTED, REJECTED = 201, 422
+
+
+class PartnerInbox(EventConsumer):
+    def __init__(self, settings: Settings, database: Database | None = None, prefetch: int = 20):
+        queue = Topology(settings.events_namespace).partner_sales_queue
+        super().__init__(settings, {}, database, prefetch, name=CONSUMER, queue=queue)
+
+    def handle(self, properties: pika.BasicProperties, body: bytes) -> None:
+        token = logs.correlation_id.set(properties.correlation_id or None)
+        try:
+            with self.database.unit_of_work() as session:
+                rejection = self.record(session, properties, body)
+        finally:
+            logs.correlation_id.reset(token)
+        if rejection is not None:
+            raise Poison(rejection)  # committed first: now to the DLQ, then acked
+
+    def record(self, session: Session, properties: pika.BasicProperties, body: bytes) -> str | None:
+        """Record one message's sale, or its rejection; returns the reason when rejected."""
+        user, message_id = properties.user_id, properties.message_id
+        if not user:
+            return _reject(session, None, None, message_id, "no user_id property: the sender cannot be identified")
+        partner = session.scalars(select(Partner).where(Partner.broker_user == user)).one_or_none()
+        if partner is None:
+            return _reject(session, None, user, message_id, f"no partner is registered with broker user {user!r}")
+        if not message_id or len(message_id) > MAX_MESSAGE_ID:
+            reason = f"a unique message_id property (1 to {MAX_MESSAGE_ID} characters) is required"
+            return _reject(session, partner, user, message_id, reason)
+
+        key, fingerprint = KEY_PREFIX + message_id, hashlib.sha256(body).hexdigest()
+        try:
+            with session.begin_nested():
+                # A concurrent delivery of the same message id waits here for the first to commit.
+                session.add(
+                    IdempotentRequest(partner_id=partner.id, key=key, request_hash=fingerprint, status=0, response="")
+                )
+                session.flush()
+        except IntegrityError:
+            earlier = session.get(IdempotentRequest, (partner.id, key))
+            session.refresh(earlier)
+            if earlier.request_hash != fingerprint:
+                reason = f"message_id {message_id!r} was used before for another message"
+                return _reject(session, partner, user, message_id, reason)
+            if earlier.status == REJECTED:
+                log.info("rejected message delivered again", extra={"event_id": message_id})
+                return earlier.response  # dead-letter it again, announced already
+            log.info("duplicate partner message ignored", extra={"event_id": message_id})
+            return None
+        record = session.get(IdempotentRequest, (partner.id, key))
+
+        try:
+            sale = sale_from(SaleSchema().load(_json(body)))
+        except ValidationError as error:
+            return _refuse(session, record, partner, user, message_id, f"invalid sale: {_messages(error)}")
+        try:
+            with session.begin_nested():  # nothing of a refused sale stays
+                license_, created = record_partner_sale(session, partner, sale)
+        except UnknownProduct as error:
+            return _refuse(session, record, partner, user, message_id, f"invalid sale: {error}")
+
+        customer = session.get(Customer, license_.customer_id)
+        record.status = ACCEPTED
+        record.response = json.dumps(
+            {
+                "installation_number": license_.installation_number,
+                "customer_number": customer.customer_number,
+                "status": license_.status,
+            }
+        )
+        log.info("partner sale %s", "recorded" if created else "known already", extra={"event_id": message_id})
+        return None
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValidationError(f"not JSON: {error}") from None
+
+
+def _messages(error: ValidationError) -> str:
+    if isinstance(error.messages, dict):
+        return json.dumps(error.messages, ensure_ascii=False, sort_keys=True)
+    return "; ".join(map(str, error.messages)) if isinstance(error.messages, list) else str(error.messages)
+
+
+def _refuse(
+    session: Session, record: IdempotentRequest, partner: Partner, user: str, message_id: str, reason: str
+) -> str:
+    """Reject a message that has an idempotency row: the row keeps the reason for redeliveries."""
+    record.status, record.response = REJECTED, reason[:1000]
+    return _reject(session, partner, user, message_id, reason)
+
+
+def _reject(session: Session, partner: Partner | None, user: str | None, message_id: str | None, reason: str) -> str:
+    """Announce the rejection in the caller's transaction; returns the reason."""
+    reason = reason[:1000]
+    add_event(
+        session,
+        "licensing.partner_sale.rejected",
+        {
+            "partner": partner.id if partner else None,
+            "broker_user": user or None,
+            "message_id": message_id or None,
+            "reason": reason,
+        },
+        producer="licensing",
+    )
+    log.warning("partner message rejected: %s", reason, extra={"event_id": message_id})
+    return reason
+
+
+def main() -> None:
+    logs.configure("licensing-partner-inbox")
+    inbox = PartnerInbox(Settings.from_env("licensing"))
+    signal.signal(signal.SIGTERM, inbox.stop)
+    signal.signal(signal.SIGINT, inbox.stop)
+    inbox.run_forever()
+
+
+if __name__ == "__main__":
+    main()
