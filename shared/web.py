@@ -79,11 +79,11 @@ def _register_request_hooks(app: Flask) -> None:
     def _start():
         g.started = time.perf_counter()
         logs.correlation_id.set(request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()))
-        if request.method in ("POST", "PUT", "PATCH") and _has_body():
+        if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.routing_exception is None:
             view = app.view_functions.get(request.endpoint)
-            raw_ok = getattr(getattr(view, "view_class", view), "accepts_raw_body", False) or getattr(
-                view, "accepts_raw_body", False
-            )
+            view_class = getattr(view, "view_class", None)
+            method = getattr(view_class, request.method.lower(), None) if view_class else None
+            raw_ok = any(getattr(part, "accepts_raw_body", False) for part in (view, view_class, method))
             if not raw_ok and request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
                 raise Problem(
                     415, "unsupported-media-type", "Unsupported media type", "Send the body as application/json."

@@ -193,3 +193,13 @@ def running_suite(amqp_url: str, new_database, tmp_path_factory, label: str, sta
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         Topology(namespace).delete(connection.channel())
         connection.close()
+
+
+def membership_event(user_id: str, customer_number: str, rights=(), active: bool = True):
+    """identity.membership.changed as a consumer receives it, happening now."""
+    from datetime import UTC, datetime
+
+    from shared.events import Event
+
+    data = {"user_id": user_id, "customer_number": customer_number, "rights": list(rights), "active": active}
+    return Event("", "identity.membership.changed", 1, datetime.now(UTC), "identity", None, data)

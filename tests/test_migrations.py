@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from shared import messaging, migrations, throttle
+from shared import memberships, messaging, migrations, throttle
 from shared.db import make_engine
 
 COMPONENTS = ("identity", "licensing", "distribution", "forum", "gateway")
@@ -24,8 +24,10 @@ def test_migrations_match_the_models(component, backend, new_database, tmp_path)
     metadata = [importlib.import_module(f"{component}.models").Base.metadata]
     if component != "gateway":
         metadata.append(messaging.metadata)
-    if component in ("identity", "licensing"):
+    if component in ("identity", "licensing", "distribution"):
         metadata.append(throttle.metadata)
+    if component in ("licensing", "distribution"):
+        metadata.append(memberships.metadata)
     engine = make_engine(url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)

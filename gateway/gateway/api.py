@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -45,7 +46,11 @@ FORWARD_RESPONSE_HEADERS = (
     "Location",
     "Retry-After",
     "Cache-Control",
+    # An edge web server in front of us (compose) serves the file itself.
+    "X-Accel-Redirect",
 )
+# Staff's file uploads, streamed through whole (the service limits their size).
+UPLOADS = re.compile(r"/api/v1/admin/(releases|documents)/\d+/files/[^/]+\Z")
 # Services learn an anonymous caller's address from us, signed, for their throttling.
 ANONYMOUS = Principal(subject="anonymous", kind="anonymous")
 # RFC 3986 pchar and "/": left as they are when the decoded path is encoded again.
@@ -167,6 +172,8 @@ def forward(_rest: str):
     headers["X-Forwarded-Proto"] = request.scheme
     if PASS_AUTHORIZATION.match(request.path) and "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
+    if UPLOADS.match(request.path):
+        request.max_content_length = 1 << 40  # installers are GBs: the owning service sets the limit
     body = request.stream if request.content_length else None
     answer = upstream().request(
         service,

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 GATEWAY = Principal(subject="gateway", kind="service")
 
+
 class Upstream:
     def __init__(self, settings: Settings):
         self.settings = settings

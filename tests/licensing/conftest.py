@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
-from licensing.access import apply_membership
 from licensing.app import create_app
 from sqlalchemy import select
 
-from shared import auth, migrations
+from shared import auth, memberships, migrations
 from shared.auth import Principal
 from shared.messaging import outbox
 from tests.conftest import TEST_SECRET
+from tests.support import membership_event
 
 ADDRESS = {"street": "Dlouhá 1", "city": "Praha", "postal_code": "11000"}
 PRODUCT = {
@@ -40,11 +39,7 @@ class LicensingApi:
 
     def member(self, user_id: str, customer_number: str, rights=("licenses",), active=True):
         with self.database.unit_of_work() as session:
-            apply_membership(
-                session,
-                {"user_id": user_id, "customer_number": customer_number, "rights": list(rights), "active": active},
-                datetime.now(UTC),
-            )
+            memberships.apply(session, membership_event(user_id, customer_number, rights, active))
 
     def customer(self, company_id: str, name: str = "Účetnictví Novák s.r.o.") -> str:
         answer = self.staff(

@@ -51,6 +51,25 @@ class News(MethodView):
             return {"items": items, "next": None}
 
 
+@news.route("/customers/<customer_number>/news")
+class CustomerNews(MethodView):
+    @signed_in
+    @news.response(200, NewsListSchema)
+    def get(self, customer_number):
+        """News, events and upcoming training courses for a member with the news right."""
+        from distribution.downloads_api import member_check
+
+        with database().unit_of_work() as session:
+            member_check(session, customer_number, "news")
+            items = session.scalars(
+                select(NewsItem)
+                .where(NewsItem.published_at <= utc_now())
+                .order_by(NewsItem.published_at.desc())
+                .limit(50)
+            ).all()
+            return {"items": items, "next": None}
+
+
 @news.route("/admin/news")
 class AdminNews(MethodView):
     @staff_only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from distribution import api
+from distribution import api, downloads_api
 from shared.config import Settings
 from shared.web import service_app
 
@@ -12,5 +12,6 @@ from shared.web import service_app
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("distribution")
     app, openapi = service_app(settings, "Customer Center — distribution")
-    openapi.register_blueprint(api.news)
+    for blueprint in (api.news, downloads_api.admin, downloads_api.customer_api, downloads_api.public):
+        openapi.register_blueprint(blueprint)
     return app

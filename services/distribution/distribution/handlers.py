@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from distribution.models import Customer, Entitlement
+from shared import memberships
 from shared.db import as_utc
 from shared.events import Event
 
@@ -63,6 +64,7 @@ def on_license_changed(session: Session, event: Event) -> None:
 
 
 HANDLERS = {
+    "identity.membership.changed": memberships.apply,
     "licensing.license.issued": on_license_changed,
     "licensing.license.registered": on_license_changed,
     "licensing.license.support_changed": on_license_changed,

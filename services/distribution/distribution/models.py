@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
 
 NEWS_KINDS = ("news", "event", "training")
+RELEASE_KINDS = ("full", "update")
+CHANNELS = ("stable", "beta")
+SHIPMENT_STATUSES = ("pending", "sent")
 
 
 class Base(DeclarativeBase):
@@ -59,3 +62,80 @@ class Entitlement(Base):
     status: Mapped[str] = mapped_column(String(20))
     support_until: Mapped[date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class Release(Base):
+    """A new version (`full` installer) or a partial `update` of a product."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("product", "version", "kind", "channel", name="uq_releases_identity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(10), default="stable")
+    released_on: Mapped[date] = mapped_column(Date)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    # For an update: the versions it applies to (empty: any older version).
+    applies_to: Mapped[list] = mapped_column(JSON, default=list)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ReleaseFile(Base):
+    """A file of a release or a document, kept in storage under `storage_key`."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), index=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Document(Base):
+    """A document for customers (manuals, price lists), with files."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    product: Mapped[str | None] = mapped_column(String(40))
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class DownloadRecord(Base):
+    """One download started: who, what, when (the customer's history, the vendor's counts)."""
+
+    __tablename__ = "download_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), index=True)
+    customer_number: Mapped[str] = mapped_column(String(20), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    installation_number: Mapped[str | None] = mapped_column(String(20))
+    ranged: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+
+
+class Shipment(Base):
+    """A DVD of a full release posted to a customer who chose DVD delivery: one per
+    customer and release, to the delivery address current when the release was published."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (UniqueConstraint("customer_number", "release_id", name="uq_shipments_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_number: Mapped[str] = mapped_column(String(20), index=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    delivery_address: Mapped[dict | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

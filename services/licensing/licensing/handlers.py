@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from licensing.access import apply_membership
 from licensing.customers import apply_contacts
+from shared import memberships
 from shared.events import Event
-
-
-def on_membership_changed(session: Session, event: Event) -> None:
-    apply_membership(session, event.data, event.occurred_at)
 
 
 def on_contact_changed(session: Session, event: Event) -> None:
@@ -18,6 +14,6 @@ def on_contact_changed(session: Session, event: Event) -> None:
 
 
 HANDLERS = {
-    "identity.membership.changed": on_membership_changed,
+    "identity.membership.changed": memberships.apply,
     "identity.customer.contact_changed": on_contact_changed,
 }

@@ -102,17 +102,3 @@ class IdempotentRequest(Base):
     status: Mapped[int] = mapped_column(Integer)
     response: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
-
-
-class Membership(Base):
-    """Who may see which customer's licenses: identity's memberships, kept from its events."""
-
-    __tablename__ = "memberships"
-
-    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    customer_number: Mapped[str] = mapped_column(String(20), primary_key=True)
-    rights: Mapped[list] = mapped_column(JSON, default=list)
-    active: Mapped[bool] = mapped_column(default=True)
-    # When identity made the change: a membership removed and granted again starts its
-    # version count anew, so the time of the change is what orders them.
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
