@@ -191,3 +191,40 @@ def test_file_names_never_become_paths(distribution):
     for name in ("..", ".hidden", "a%2Fb"):
         response = distribution.staff("PUT", f"/api/v1/admin/releases/{release_id}/files/{name}", data=b"x")
         assert response.status_code in (404, 422), name
+
+
+def test_documents_for_members_with_the_documents_right(distribution):
+    distribution.customer("100001")
+    distribution.member("u-1", "100001", rights=("documents",))
+    distribution.member("u-2", "100001", rights=("downloads",))
+    document = distribution.staff(
+        "POST", "/api/v1/admin/documents", {"title": "Příručka", "description": "Návod"}
+    ).get_json()
+    pdf = b"%PDF-1.4 manual"
+    assert (
+        distribution.staff("PUT", f"/api/v1/admin/documents/{document['id']}/files/prirucka.pdf", data=pdf).status_code
+        == 201
+    )
+    [listed] = distribution.call("GET", "/api/v1/customers/100001/documents", user="u-1").get_json()["items"]
+    assert listed["title"] == "Příručka" and listed["files"][0]["name"] == "prirucka.pdf"
+    assert distribution.client.get(local(listed["files"][0]["url"])).data == pdf
+    assert distribution.call("GET", "/api/v1/customers/100001/documents", user="u-2").status_code == 403
+
+
+def test_customer_news_need_the_news_right(distribution):
+    distribution.customer("100001")
+    distribution.member("u-1", "100001", rights=("news",))
+    distribution.member("u-2", "100001", rights=("downloads",))
+    training = {
+        "kind": "training",
+        "title": "Školení",
+        "body": "Kurz",
+        "starts_at": "2027-01-15T09:00:00+01:00",
+        "city": "Olomouc",
+        "capacity": 12,
+    }
+    assert distribution.staff("POST", "/api/v1/admin/news", training).status_code == 201
+    [item] = distribution.call("GET", "/api/v1/customers/100001/news", user="u-1").get_json()["items"]
+    assert item["kind"] == "training" and item["city"] == "Olomouc"
+    assert distribution.call("GET", "/api/v1/customers/100001/news", user="u-2").status_code == 403
+    assert distribution.call("GET", "/api/v1/customers/100009/news", user="u-1").status_code == 404

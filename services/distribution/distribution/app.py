@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from distribution import api, downloads_api
+from distribution import api, documents_api, downloads_api
 from shared.config import Settings
 from shared.web import service_app
 
@@ -12,6 +12,12 @@ from shared.web import service_app
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("distribution")
     app, openapi = service_app(settings, "Customer Center — distribution")
-    for blueprint in (api.news, downloads_api.admin, downloads_api.customer_api, downloads_api.public):
+    for blueprint in (
+        api.news,
+        downloads_api.admin,
+        downloads_api.customer_api,
+        downloads_api.public,
+        documents_api.documents,
+    ):
         openapi.register_blueprint(blueprint)
     return app

@@ -240,38 +240,38 @@ class ReleaseFiles(MethodView):
     @admin.response(201, StoredFileSchema)
     def put(self, release_id, name):
         """Upload a file (the raw bytes): streamed to storage while its SHA-256 is computed."""
-        if not (0 < len(name) <= 200) or name.startswith(".") or "/" in name or "\\" in name:
-            raise Problem(
-                422,
-                "validation-failed",
-                "Validation failed",
-                "A file name without slashes, at most 200 characters.",
-                errors=[{"field": "name", "message": "Not a valid file name."}],
-            )
         with database().unit_of_work() as session:
             release = _release(session, release_id)
             if release.published_at is not None:
                 raise Problem(
                     409, "release-published", "Release published", "A published release's files cannot change."
                 )
-        request.max_content_length = UPLOAD_LIMIT
-        try:
-            stored = storage().put(request.stream, UPLOAD_LIMIT)
-        except TooLarge:
-            raise Problem(
-                413, "payload-too-large", "File too large", f"Files may have at most {UPLOAD_LIMIT} bytes."
-            ) from None
-        try:
-            with database().unit_of_work() as session:
-                file = ReleaseFile(
-                    release_id=release_id, name=name, size=stored.size, sha256=stored.sha256, storage_key=stored.key
-                )
-                session.add(file)
-                session.flush()
-                return file
-        except BaseException:
-            storage().delete(stored.key)
-            raise
+        return store_upload(name, release_id=release_id)
+
+
+def store_upload(name: str, **owner) -> ReleaseFile:
+    """Stream the request body into storage and record the file for its release or document."""
+    if not (0 < len(name) <= 200) or name.startswith(".") or "/" in name or "\\" in name:
+        message = "A file name without slashes, at most 200 characters."
+        raise Problem(
+            422, "validation-failed", "Validation failed", message, errors=[{"field": "name", "message": message}]
+        )
+    request.max_content_length = UPLOAD_LIMIT
+    try:
+        stored = storage().put(request.stream, UPLOAD_LIMIT)
+    except TooLarge:
+        raise Problem(
+            413, "payload-too-large", "File too large", f"Files may have at most {UPLOAD_LIMIT} bytes."
+        ) from None
+    try:
+        with database().unit_of_work() as session:
+            file = ReleaseFile(name=name, size=stored.size, sha256=stored.sha256, storage_key=stored.key, **owner)
+            session.add(file)
+            session.flush()
+            return file
+    except BaseException:
+        storage().delete(stored.key)
+        raise
 
 
 @admin.route("/releases/<int:release_id>/publish")
