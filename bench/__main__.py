@@ -19,6 +19,8 @@ from bench.common import Options, Result
 BENCHMARKS = {
     "gateway-overhead": "bench.gateway_overhead",
     "login": "bench.login",
+    "sale-propagation": "bench.sale_propagation",
+    "event-throughput": "bench.event_throughput",
 }
 
 
@@ -42,7 +44,8 @@ def parse(argv: list[str] | None) -> tuple[list[str], Options, str | None]:
         "--database",
         choices=("sqlite", "postgres"),
         default=defaults.database,
-        help="temp SQLite files, or temp databases on POSTGRES_URL",
+        help="temp SQLite files, or temp databases on POSTGRES_URL (default: sqlite for the HTTP "
+        "benchmarks, postgres for sale-propagation and event-throughput)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")

@@ -73,7 +73,9 @@ class Options:
     warmup: float = 3.0
     loadgen: str = "auto"  # "auto" (wrk when installed), "wrk" or "python"
     pin: bool = True
-    database: str = "sqlite"  # "sqlite" (temp files) or "postgres" (temp databases)
+    # "sqlite" (temp files) or "postgres" (temp databases); None: each benchmark's own default
+    # (sqlite for the HTTP ones, postgres for the event path, see BenchSuite.database).
+    database: str | None = None
     keep_logs: bool = False
     verbose: bool = False
 
@@ -121,6 +123,27 @@ def group_cpu_seconds(pgid: int) -> float:
             continue
         # After the command: state ppid pgrp ... utime (14th field of the line) stime (15th).
         if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def named_cpu_seconds(names: tuple[str, ...]) -> float:
+    """User + system CPU seconds so far of every live process whose command name is one of
+    `names` (e.g. "postgres", "beam.smp": servers we do not start, so no process group of
+    ours). Whole-machine figures: anything else they serve at the time counts too."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                line = stat.read()
+        except OSError:
+            continue
+        command = line[line.index("(") + 1 : line.rindex(")")]
+        if command in names:
+            fields = line.rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
     return total / tick
 
@@ -315,9 +338,23 @@ class BenchSuite:
     STAFF_EMAIL = "bench-staff@example.com"
     STAFF_PASSWORD = "bench-staff-password-" + "x" * 8
 
-    def __init__(self, components: list[str], options: Options, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        components: list[str],
+        options: Options,
+        extra_env: dict[str, str] | None = None,
+        *,
+        processes: list[str] | None = None,
+        default_database: str = "sqlite",
+    ):
+        """`components` are migrated and waited for (`/readyz`); `processes` are the Procfile
+        entries started (default: the components' web processes; relays and consumers are
+        named here, e.g. "licensing-relay"). `default_database` applies when the options do
+        not choose one."""
         self.components = components
+        self.processes = processes or list(components)
         self.options = options
+        self.database = options.database or default_database
         self.workdir = Path(tempfile.mkdtemp(prefix="cc-bench-"))
         self.secret = secrets.token_hex(32)
         self.namespace = f"bench-{secrets.token_hex(4)}."
@@ -333,7 +370,7 @@ class BenchSuite:
             "UPSTREAM_TIMEOUT": "5",
             **(extra_env or {}),
         }
-        if options.database == "postgres":
+        if self.database == "postgres":
             for component in components:
                 env[f"{component.upper()}_DATABASE_URL"] = self._new_postgres_database(component)
         self.suite = Suite(Suite.local_env(env), log_dir=self.workdir / "logs")
@@ -354,12 +391,22 @@ class BenchSuite:
 
     def database_url(self, component: str) -> str:
         key = f"{component.upper()}_DATABASE_URL"
-        if key in self.suite.env and self.options.database == "postgres":
+        if key in self.suite.env and self.database == "postgres":
             return self.suite.env[key]
         return f"sqlite:///{self.workdir / 'var' / (component + '.db')}"
 
     def web_url(self, component: str) -> str:
         return self.suite.web_url(component)
+
+    def check_alive(self) -> None:
+        """Raise if a process of ours has exited (a benchmark must not measure a suite that
+        lost its consumer or its relay)."""
+        for name, process in self.suite.processes.items():
+            if process.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {process.popen.returncode} during the benchmark"
+                    + ("" if self.options.keep_logs else " (--keep-logs keeps its log)")
+                )
 
     def __enter__(self) -> BenchSuite:
         try:
@@ -374,8 +421,8 @@ class BenchSuite:
             split = cpu_split() if self.options.pin else None
             # Servers are started on the servers' CPUs: gunicorn and its workers inherit them.
             with affinity(split[1] if split else None):
-                self.suite.start(self.components)
-            self.suite.wait_ready(tuple(self.components))
+                self.suite.start(self.processes)
+            self.suite.wait_ready(tuple(c for c in self.components if c in self.processes))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -403,3 +450,606 @@ class BenchSuite:
             print(f"  logs kept in {self.workdir / 'logs'}", file=sys.stderr)
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# --- the event path: partner sales, raw pika baselines, an observer of applied events ------
+# Used by sale-propagation and event-throughput (bench/sale_propagation.py,
+# bench/event_throughput.py). Every time on this path is wall-clock (`time.time()`), so it can
+# be compared with the timestamps the services write (outbox `created_at`/`published_at`,
+# inbox `processed_at`): one machine, one clock.
+
+SALE_EVENT = "licensing.license.issued"
+
+
+def valid_company_id(seed: int) -> str:
+    """A valid company ID (IČO) made from a number: seven digits and the mod-11 check digit
+    (the same rule as tests/support.py and shared.company_id)."""
+    digits = f"{seed % 10_000_000:07d}"
+    total = sum(int(d) * w for d, w in zip(digits, range(8, 1, -1), strict=True))
+    return digits + str((11 - total % 11) % 10)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of `values` lie (nearest rank); NaN when empty."""
+    if not values:
+        return float("nan")
+    import math
+
+    ordered = sorted(values)
+    rank = math.ceil(fraction * len(ordered) - 1e-9)  # 0.99 * 100 is 99.00000000000001 in floats
+    return ordered[min(len(ordered), max(1, rank)) - 1]
+
+
+def event_consumers(event_type: str = SALE_EVENT) -> list[str]:
+    """Which services consume `event_type`, from the catalogue (shared/events.yaml)."""
+    from shared.events import catalogue
+
+    spec = catalogue().get(event_type)
+    return list(spec.consumers) if spec else []
+
+
+class PartnerChannel:
+    """Set-up and requests of licensing's partner channel, through the gateway (the public edge
+    a partner's system talks to): a staff session, one product, one partner with its API key,
+    and a pool of customers created by staff (so every sale is one `licensing.license.issued`
+    event and nothing else)."""
+
+    PRODUCT = {
+        "code": "bench-ucetnictvi",
+        "name": "Bench Účetnictví",
+        "editions": ["Standard", "Profi"],
+        "add_ons": ["Mzdy"],
+    }
+
+    def __init__(self, bench: BenchSuite, customers: int = 20):
+        self.bench = bench
+        self.gateway = bench.web_url("gateway")
+        status, body = request_json(
+            f"{self.gateway}/api/v1/sessions", "POST", {"email": bench.STAFF_EMAIL, "password": bench.STAFF_PASSWORD}
+        )
+        if status != 201:
+            raise RuntimeError(f"staff sign-in failed: {status} {body}")
+        self.staff = {"Authorization": f"Bearer {body['token']}"}
+        self._admin("/api/v1/admin/products", self.PRODUCT)
+        partner = self._admin("/api/v1/admin/partners", {"name": "Bench Partner s.r.o."})
+        self.partner_id = partner["partner_id"]
+        self.api_key = partner["api_key"]
+        self.customers: list[dict] = []
+        for seed in range(customers):
+            company = {
+                "company_id": valid_company_id(4_200_000 + seed),
+                "company_name": f"Bench Zákazník {seed} s.r.o.",
+                "billing_address": {"street": f"Dlouhá {seed + 1}", "city": "Praha", "postal_code": "110 00"},
+            }
+            created = self._admin("/api/v1/admin/customers", company)
+            self.customers.append({**company, "customer_number": created["customer_number"]})
+        self.sales_url = f"{self.gateway}/api/v1/partner/sales"
+
+    def _admin(self, path: str, body: dict) -> dict:
+        status, answer = request_json(self.gateway + path, "POST", body, self.staff)
+        if status != 201:
+            raise RuntimeError(f"POST {path} failed: {status} {answer}")
+        return answer
+
+    def sale(self, sale_id: str, index: int) -> dict:
+        return {
+            "partner_sale_id": sale_id,
+            "customer": self.customers[index % len(self.customers)],
+            "product": self.PRODUCT["code"],
+            "edition": "Standard",
+            "add_ons": ["Mzdy"],
+            "seats": 1 + index % 5,
+            "sold_on": time.strftime("%Y-%m-%d", time.gmtime()),
+        }
+
+    def headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": key, "Content-Type": "application/json"}
+
+    def request(self, sale_id: str, index: int) -> tuple[bytes, dict[str, str]]:
+        return json.dumps(self.sale(sale_id, index)).encode(), self.headers(sale_id)
+
+    def wrk_script(self, prefix: str) -> str:
+        """A wrk Lua script POSTing a new sale on every request (its own partner_sale_id and
+        Idempotency-Key `<prefix><counter>`, the customers in turn)."""
+        marker = "@@SALE@@"
+        bodies = []
+        for index in range(len(self.customers)):
+            bodies.append(json.dumps(self.sale(marker, index)).split(json.dumps(marker)))
+        escape = lambda text: "".join(f"\\{byte}" for byte in text.encode())  # noqa: E731
+        heads = ", ".join(f'"{escape(head)}"' for head, _ in bodies)
+        tails = ", ".join(f'"{escape(tail)}"' for _, tail in bodies)
+        return (
+            'wrk.method = "POST"\n'
+            f'wrk.headers["Authorization"] = "Bearer {self.api_key}"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f"local heads = {{{heads}}}\nlocal tails = {{{tails}}}\n"
+            f'local prefix = "{prefix}"\nlocal counter = 0\n'
+            "request = function()\n"
+            "  counter = counter + 1\n"
+            "  local id = prefix .. counter\n"
+            "  local i = (counter % #heads) + 1\n"
+            '  wrk.headers["Idempotency-Key"] = id\n'
+            '  return wrk.format(nil, nil, nil, heads[i] .. "\\"" .. id .. "\\"" .. tails[i])\n'
+            "end\n"
+        )
+
+
+@dataclass
+class Sent:
+    """One request of an open-loop schedule: when it was due, sent and answered (wall clock)."""
+
+    index: int
+    due: float
+    sent: float
+    answered: float
+    status: int
+    answer: dict
+
+
+def open_loop(
+    url: str,
+    make_request,
+    *,
+    rate: float,
+    duration: float,
+    workers: int = 8,
+    cpus: set[int] | None = None,
+) -> list[Sent]:
+    """POST `make_request(i) -> (body, headers)` at a steady `rate` per second for `duration`
+    seconds: request i is due at start + i / rate whatever happened to the earlier ones (an
+    open loop: a slow answer does not delay the next sale, it queues for a free worker, and
+    `sent - due` shows it). `workers` threads with a keep-alive connection each, pinned to
+    `cpus`."""
+    import queue as queue_module
+
+    parts = urlsplit(url)
+    total = max(1, int(rate * duration))
+    work: queue_module.Queue = queue_module.Queue()
+    results: list[Sent | None] = [None] * total
+
+    def worker() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        while (item := work.get()) is not None:
+            index, due = item
+            body, headers = make_request(index)
+            sent = time.time()
+            try:
+                conn.request("POST", parts.path, body=body, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+                status, answer = response.status, (json.loads(raw) if raw else {})
+            except (OSError, http.client.HTTPException) as error:
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                status, answer = 0, {"error": str(error)}
+            results[index] = Sent(index, due, sent, time.time(), status, answer)
+        conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    with affinity(cpus):  # this (dispatching) thread only
+        start = time.time() + 0.05
+        for index in range(total):
+            due = start + index / rate
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            work.put((index, due))
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            thread.join()
+    return [r for r in results if r is not None]
+
+
+def closed_loop_posts(url: str, make_request, *, connections: int, duration: float, cpus=None) -> Load:
+    """The Python generator for POSTs that must differ (`make_request(i) -> (body, headers)`):
+    `connections` threads, each sending its next request as soon as the last one answered."""
+    import itertools
+
+    parts = urlsplit(url)
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = [0]
+    deadline = time.perf_counter() + duration
+
+    def worker() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        while (began := time.perf_counter()) < deadline:
+            with lock:
+                index = next(counter)
+            body, headers = make_request(index)
+            try:
+                conn.request("POST", parts.path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status < 400
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                ok = False
+            with lock:
+                latencies.append(time.perf_counter() - began)
+                errors[0] += not ok
+        conn.close()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return Load(
+        len(latencies) / elapsed,
+        percentile(latencies, 0.5) * 1000,
+        percentile(latencies, 0.99) * 1000,
+        len(latencies),
+        errors[0],
+        "python",
+    )
+
+
+def wrk_script_load(url: str, script: str, *, connections: int, duration: float, cpus=None) -> Load:
+    """wrk with a Lua script of the caller's (one thread, `connections` connections)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="cc-bench-") as file:
+        file.write(script)
+        file.flush()
+        command = ["wrk", "--latency", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(duration))}s"]
+        command += ["--timeout", "10s", "-s", file.name, url]
+        if cpus:
+            command = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + command
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(match.group(1))
+    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(n) for n in match.groups())
+    return Load(rps, p50, p99, requests, errors, "wrk")
+
+
+class AppliedObserver:
+    """When each event was applied by each consumer, seen from the side.
+
+    On PostgreSQL a trigger (installed here, in the benchmark's own throw-away databases) on
+    each consumer's `inbox` runs `pg_notify` for every row of `event_type`; a notification is
+    delivered when the consumer's transaction COMMITS, i.e. exactly when the effect (written in
+    that same transaction, see shared/consumer.py) becomes visible, and not at all when it rolls
+    back. A thread LISTENs on every consumer's database and stamps each arrival with
+    `time.time()`. The trigger adds one pg_notify per applied event to the consumer's commit
+    (licensing's outbox already pays the same for every sale). On SQLite (no NOTIFY) the thread
+    polls each inbox for new rows every `poll` seconds instead (resolution = `poll`).
+    """
+
+    CHANNEL = "cc_bench_applied"
+
+    def __init__(self, database_urls: dict[str, str], event_type: str = SALE_EVENT, cpus=None, poll: float = 0.002):
+        self.database_urls = database_urls
+        self.event_type = event_type
+        self.cpus = cpus
+        self.poll = poll
+        self.applied: dict[str, dict[str, float]] = {name: {} for name in database_urls}
+        self.condition = threading.Condition()
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connections: dict = {}
+
+    @staticmethod
+    def _psycopg_url(url: str) -> str:
+        return url.replace("postgresql+psycopg://", "postgresql://")
+
+    def __enter__(self) -> AppliedObserver:
+        import psycopg
+
+        for name, url in self.database_urls.items():
+            if url.startswith("postgresql"):
+                conn = psycopg.connect(self._psycopg_url(url), autocommit=True)
+                conn.execute(
+                    "CREATE OR REPLACE FUNCTION cc_bench_applied() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    f"BEGIN PERFORM pg_notify('{self.CHANNEL}', NEW.event_id); RETURN NULL; END $$"
+                )
+                conn.execute("DROP TRIGGER IF EXISTS cc_bench_applied ON inbox")
+                conn.execute(
+                    "CREATE TRIGGER cc_bench_applied AFTER INSERT ON inbox FOR EACH ROW "
+                    f"WHEN (NEW.event_type = '{self.event_type}') EXECUTE FUNCTION cc_bench_applied()"
+                )
+                conn.execute(f"LISTEN {self.CHANNEL}")
+                # What was applied before we listened (set-up, an earlier phase).
+                for (event_id,) in conn.execute(
+                    "SELECT event_id FROM inbox WHERE event_type = %s", (self.event_type,)
+                ).fetchall():
+                    self.applied[name].setdefault(event_id, 0.0)
+            else:
+                import sqlite3
+
+                conn = sqlite3.connect(url.removeprefix("sqlite:///"), check_same_thread=False)
+                self._sqlite_last = getattr(self, "_sqlite_last", {})
+                self._sqlite_last[name] = 0
+            self._connections[name] = conn
+        self._thread = threading.Thread(target=self._run, daemon=True, name="applied-observer")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for conn in self._connections.values():
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _run(self) -> None:
+        import select as select_module
+
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
+        postgres = {name: c for name, c in self._connections.items() if hasattr(c, "notifies")}
+        sqlite = {name: c for name, c in self._connections.items() if name not in postgres}
+        by_fd = {c.fileno(): name for name, c in postgres.items()}
+        while not self.stopping.is_set():
+            ready = []
+            if by_fd:
+                ready, _, _ = select_module.select(list(by_fd), [], [], self.poll if sqlite else 0.2)
+            else:
+                time.sleep(self.poll)
+            arrivals: list[tuple[str, str, float]] = []
+            for fd in ready:
+                name = by_fd[fd]
+                for notify in postgres[name].notifies(timeout=0):
+                    arrivals.append((name, notify.payload, time.time()))
+            for name, conn in sqlite.items():
+                rows = conn.execute(
+                    "SELECT rowid, event_id FROM inbox WHERE event_type = ? AND rowid > ? ORDER BY rowid",
+                    (self.event_type, self._sqlite_last[name]),
+                ).fetchall()
+                now = time.time()
+                for rowid, event_id in rows:
+                    arrivals.append((name, event_id, now))
+                    self._sqlite_last[name] = rowid
+            if arrivals:
+                with self.condition:
+                    for name, event_id, at in arrivals:
+                        self.applied[name].setdefault(event_id, at)
+                    self.condition.notify_all()
+
+    def count(self) -> int:
+        """Events applied by EVERY consumer so far."""
+        with self.condition:
+            return min((len(seen) for seen in self.applied.values()), default=0)
+
+    def wait_for(self, total: int, timeout: float, check=None) -> bool:
+        """Wait until every consumer applied `total` events in all; False on timeout. `check()`
+        runs about once a second meanwhile (e.g. BenchSuite.check_alive: a dead consumer
+        should stop the benchmark at once, not after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while min((len(seen) for seen in self.applied.values()), default=0) < total:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.condition.wait(min(left, 1.0))
+                if check is not None:
+                    check()
+        return True
+
+    def applied_at(self, event_id: str) -> float | None:
+        """When the LAST consumer committed `event_id` (the end to end of that event)."""
+        with self.condition:
+            times = [seen.get(event_id) for seen in self.applied.values()]
+        return None if any(t is None for t in times) else max(times)
+
+
+def outbox_events(database_url: str, event_type: str = SALE_EVENT) -> dict[str, dict]:
+    """A producer's outbox rows of `event_type`: event id -> installation number (or the whole
+    data), the body's size, and when it was written and confirmed by the broker (wall clock)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT event_id, body, created_at, published_at FROM outbox WHERE routing_key = :t"),
+                {"t": event_type},
+            ).all()
+    finally:
+        engine.dispose()
+    events = {}
+    for event_id, body, created_at, published_at in rows:
+        data = json.loads(body)["data"]
+        events[event_id] = {
+            "installation_number": data.get("installation_number"),
+            "size": len(body.encode()),
+            "created": _epoch(created_at),
+            "published": _epoch(published_at),
+        }
+    return events
+
+
+def inbox_times(database_url: str, consumer: str, event_type: str = SALE_EVENT) -> dict[str, float]:
+    """A consumer's inbox: event id -> when it began applying it (`processed_at`, wall clock)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT event_id, processed_at FROM inbox WHERE event_type = :t AND consumer = :c"),
+                {"t": event_type, "c": consumer},
+            ).all()
+    finally:
+        engine.dispose()
+    return {event_id: _epoch(at) for event_id, at in rows}
+
+
+def _epoch(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite hands back text
+        from datetime import datetime
+
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+# --- raw pika: what the broker alone gives, on the same machine, in the same run ------------
+class RawPika:
+    """The baseline of the event path: pika alone, one durable quorum queue (the same kind as
+    the services' `<consumer>.events`), persistent messages of the events' size, publisher
+    confirms (pika's BlockingChannel after `confirm_delivery()`: each `basic_publish` returns
+    once the broker confirmed it, exactly as the relay publishes), one consumer with manual
+    acks and the services' prefetch (20). Publisher and consumer are separate processes
+    ("spawn") started on `cpus` (the servers' CPUs), so neither shares a GIL with us.
+
+    - `latency(rate, duration)`: open-loop publishes at `rate`/s; each body carries its send
+      time; the consumer notes receipt − send (before its ack). List of ms.
+    - `throughput(duration)`: publish as fast as confirms allow for `duration` s, then a stop
+      message; messages consumed (and acked) ÷ (last receipt − first publish).
+    """
+
+    PREFETCH = 20
+
+    def __init__(self, amqp_url: str, namespace: str, size: int, cpus: set[int] | None = None):
+        self.amqp_url = amqp_url
+        self.queue = f"{namespace}bench.raw-pika"
+        self.size = max(size, 32)
+        self.cpus = cpus
+
+    def __enter__(self) -> RawPika:
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        channel = connection.channel()
+        channel.queue_declare(self.queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_purge(self.queue)
+        connection.close()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with contextlib.suppress(Exception):
+            import pika
+
+            connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+            connection.channel().queue_delete(self.queue)
+            connection.close()
+
+    def _run(self, publisher_args: tuple, timeout: float) -> tuple[dict, dict]:
+        import multiprocessing
+        import queue as queue_module
+
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        ready = context.Event()
+        with affinity(self.cpus):
+            consumer = context.Process(
+                target=_raw_consumer, args=(self.amqp_url, self.queue, self.PREFETCH, ready, results)
+            )
+            consumer.start()
+            if not ready.wait(30):
+                consumer.kill()
+                raise RuntimeError("the raw pika consumer did not start")
+            publisher = context.Process(
+                target=_raw_publisher, args=(self.amqp_url, self.queue, *publisher_args, results)
+            )
+            publisher.start()
+        got = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while len(got) < 2:
+                try:
+                    kind, payload = results.get(timeout=1.0)
+                    got[kind] = payload
+                    continue
+                except queue_module.Empty:
+                    pass
+                for label, process in (("publisher", publisher), ("consumer", consumer)):
+                    if label not in got and process.exitcode not in (None, 0):
+                        raise RuntimeError(f"the raw pika {label} died (exit code {process.exitcode}): broker away?")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the raw pika run gave no result in {timeout:.0f} s (has {sorted(got)})")
+        finally:
+            for process in (publisher, consumer):
+                process.join(5)
+                if process.is_alive():
+                    process.kill()
+        return got["publisher"], got["consumer"]
+
+    def latency(self, rate: float, duration: float) -> list[float]:
+        _published, consumed = self._run((self.size, rate, duration), timeout=duration + 60)
+        return consumed["latencies_ms"]
+
+    def throughput(self, duration: float) -> float:
+        published, consumed = self._run((self.size, 0.0, duration), timeout=duration + 120)
+        if consumed["count"] != published["count"]:
+            raise RuntimeError(f"raw pika lost messages: {published['count']} published, {consumed['count']} consumed")
+        elapsed = consumed["last"] - published["first"]
+        return consumed["count"] / elapsed if elapsed > 0 else float("nan")
+
+
+def _raw_publisher(url: str, queue: str, size: int, rate: float, duration: float, results) -> None:
+    """In its own process: publish persistent, confirmed, `mandatory` messages of `size` bytes
+    (open loop at `rate`/s, or as fast as confirms come when rate is 0), then "STOP"."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
+    padding = b"x" * size
+    count = 0
+    first = time.time()
+    end = first + duration
+    while True:
+        if rate:
+            due = first + count / rate
+            if due >= end:
+                break
+            pause = due - time.time()
+            if pause > 0:
+                connection.sleep(pause)
+        elif time.time() >= end:
+            break
+        stamp = f"{time.time():.6f} ".encode()
+        channel.basic_publish("", queue, (stamp + padding)[:size], properties, mandatory=True)
+        count += 1
+    channel.basic_publish("", queue, b"STOP", properties, mandatory=True)
+    connection.close()
+    results.put(("publisher", {"count": count, "first": first}))
+
+
+def _raw_consumer(url: str, queue: str, prefetch: int, ready, results) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=prefetch)
+    ready.set()
+    latencies: list[float] = []
+    count = 0
+    last = 0.0
+    for method, _properties, body in channel.consume(queue, inactivity_timeout=60):
+        if method is None:
+            break
+        now = time.time()
+        channel.basic_ack(method.delivery_tag)
+        if body == b"STOP":
+            break
+        count += 1
+        last = now
+        latencies.append((now - float(body.split(b" ", 1)[0])) * 1000)
+    channel.cancel()
+    connection.close()
+    results.put(("consumer", {"count": count, "last": last, "latencies_ms": latencies}))

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 # What a lost or refused broker connection raises; worth reconnecting after.
 CONNECTION_ERRORS = (
+    pika.exceptions.AMQPError,  # the base of pika's own errors, channel and connection alike
     pika.exceptions.AMQPConnectionError,
     pika.exceptions.ConnectionClosed,
     pika.exceptions.ChannelClosedByBroker,

@@ -212,6 +212,12 @@ class EventConsumer:
                 delay = backoff.next_delay()
                 log.warning("broker connection lost (%s); reconnecting in %.1fs", error, delay)
                 self.stopping.wait(delay)
+            except Exception:
+                # Whatever else went wrong (a broker error mid-ack, a bug), the process must
+                # not end: unacked messages are redelivered after we reconnect.
+                delay = backoff.next_delay()
+                log.exception("consumer loop failed; reconnecting in %.1fs", delay)
+                self.stopping.wait(delay)
             finally:
                 self._close()
         log.info("consumer %s stopped", self.name)

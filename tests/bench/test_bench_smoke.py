@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,8 +11,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bench import __main__ as runner
-from bench import gateway_overhead, login
-from bench.common import Metric, Options, Result, _ms, _wrk_script, info, run_load, wrk_available
+from bench import event_throughput, gateway_overhead, login, sale_propagation
+from bench.common import (
+    Metric,
+    Options,
+    PartnerChannel,
+    Result,
+    _ms,
+    _wrk_script,
+    info,
+    percentile,
+    run_load,
+    valid_company_id,
+    wrk_available,
+    wrk_script_load,
+)
+from shared import company_id
 
 
 def test_wrk_latency_units_are_read_as_milliseconds():
@@ -93,3 +108,84 @@ def test_login_measures_sign_ins_and_raw_verifies():
     for key in ("sign_ins_per_s", "verifies_per_s", "ratio", "p50_ms", "verify_cpu_ms"):
         assert figures[key] > 0 and math.isfinite(figures[key]), key
     assert len(figures["verifies"]) == 1 and all(len(runs) == 1 for runs in figures["runs"].values())
+
+
+def test_percentiles_are_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 0.5) == 50 and percentile(values, 0.99) == 99 and percentile(values, 1.0) == 100
+    assert percentile([7.0], 0.99) == 7.0 and math.isnan(percentile([], 0.5))
+
+
+def test_the_benchmarks_company_ids_are_valid():
+    assert all(company_id.is_valid(valid_company_id(4_200_000 + seed)) for seed in range(50))
+
+
+@pytest.mark.skipif(not wrk_available(), reason="wrk is not installed")
+def test_the_wrk_sales_script_posts_a_new_valid_sale_every_time():
+    """Every request of the Lua script is a different sale: its own partner_sale_id and the
+    same string as Idempotency-Key, a JSON body, the customers in turn."""
+    channel = PartnerChannel.__new__(PartnerChannel)
+    channel.api_key = "cc_abc_secret"
+    channel.customers = [
+        {
+            "company_id": valid_company_id(seed),
+            "company_name": f"Firma {seed} – š",
+            "customer_number": str(100001 + seed),
+            "billing_address": {"street": "Dlouhá 1", "city": "Praha", "postal_code": "110 00"},
+        }
+        for seed in range(3)
+    ]
+    seen: list[tuple[dict, dict]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((body, dict(self.headers)))
+            self.send_response(201)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/partner/sales"
+        load = wrk_script_load(url, channel.wrk_script("run1-"), connections=2, duration=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert load.requests > 3 and load.errors == 0
+    ids = [body["partner_sale_id"] for body, _ in seen]
+    assert len(set(ids)) == len(ids) and all(i.startswith("run1-") for i in ids)
+    assert all(headers["Idempotency-Key"] == body["partner_sale_id"] for body, headers in seen)
+    assert all(headers["Authorization"] == "Bearer cc_abc_secret" for _, headers in seen)
+    assert {body["customer"]["customer_number"] for body, _ in seen} == {"100001", "100002", "100003"}
+    assert seen[0][0]["customer"]["company_name"].startswith("Firma")
+
+
+def test_sale_propagation_measures_sales_and_the_raw_pika_baseline():
+    """Starts identity, licensing, the gateway, licensing's relay and the event's consumers on
+    PostgreSQL (needs RabbitMQ and PostgreSQL, like the integration tests): 20 sales at 20/s."""
+    options = Options(runs=1, duration=1, warmup=0.5, pin=False)
+    figures = sale_propagation.measure(options, log=lambda line: None)
+    assert figures["database"] == "postgres" and figures["sales"] == 20
+    for key in ("p50_ms", "p99_ms", "raw_p50_ms", "raw_p99_ms", "ratio_p50"):
+        assert figures[key] > 0 and math.isfinite(figures[key]), key
+    assert figures["message_size"] > 100
+
+
+def test_event_throughput_counts_every_sale_applied_and_none_lost():
+    """The same processes; about a second of sales as fast as they go, then the check that
+    every accepted sale was applied once downstream."""
+    options = Options(runs=1, duration=1, warmup=0.5, pin=False)
+    figures = event_throughput.measure(options, log=lambda line: None)
+    loss = figures["zero_loss"]
+    assert loss["consistent"], loss
+    assert loss["licenses"] > 0 and loss["dead_letters"] == 0
+    for key in ("sales_per_s", "raw_per_s", "ratio"):
+        assert figures[key] > 0 and math.isfinite(figures[key]), key
