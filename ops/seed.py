@@ -106,6 +106,7 @@ def seed(gateway_url: str, staff_email: str, staff_password: str) -> Demo:
         if item["title"] not in existing:
             _expect(http.post(f"{gateway_url}/api/v1/admin/news", json=item, timeout=30))
     _seed_licenses(http, gateway_url, demo)
+    _seed_releases(http, gateway_url)
     http.delete(f"{gateway_url}/api/v1/sessions/current", timeout=30)
     return demo
 
@@ -168,6 +169,71 @@ def _seed_licenses(http: requests.Session, gateway_url: str, demo: Demo) -> None
         _expect(answer)
         sold.append(answer.json()["installation_number"])
     demo.to_register, demo.unregistered = sold
+
+
+RELEASES = [
+    ("ucetnictvi", "2026.1", "full", "stable", -120, "Jarní verze: nové přiznání k DPH a kontrolní hlášení."),
+    ("ucetnictvi", "2026.1.1", "update", "stable", -60, "Opravy tisku faktur a importu bankovních výpisů."),
+    ("ucetnictvi", "2026.2", "full", "beta", -7, "Zkušební verze na podzim: nový modul mezd."),
+    ("sklady", "5.0", "full", "stable", -30, "Nová verze skladového hospodářství."),
+]
+
+
+def _demo_file(product: str, version: str, size: int = 2 * 1024 * 1024) -> bytes:
+    """A real file of a few MB for each demo release: the same bytes every run."""
+    import hashlib
+
+    block = hashlib.sha256(f"{product}-{version}".encode()).digest() * 1024  # 32 KiB
+    return (block * (size // len(block) + 1))[:size]
+
+
+def _seed_releases(http: requests.Session, gateway_url: str) -> None:
+    """Demo releases with generated installers, published (the full ones ship DVDs, all make news)."""
+    existing = {
+        (r["product"], r["version"], r["kind"], r["channel"])
+        for r in http.get(f"{gateway_url}/api/v1/admin/releases", timeout=30).json()["items"]
+    }
+    for product, version, kind, channel, days_ago, notes in RELEASES:
+        if (product, version, kind, channel) in existing:
+            continue
+        released_on = (date.today() + timedelta(days=days_ago)).isoformat()
+        body = {
+            "product": product,
+            "version": version,
+            "kind": kind,
+            "channel": channel,
+            "released_on": released_on,
+            "notes": notes,
+        }
+        answer = http.post(f"{gateway_url}/api/v1/admin/releases", json=body, timeout=30)
+        _expect(answer)
+        release_id = answer.json()["id"]
+        name = f"{product}-{version}-{'setup' if kind == 'full' else 'update'}.exe"
+        upload = http.put(
+            f"{gateway_url}/api/v1/admin/releases/{release_id}/files/{name}",
+            data=_demo_file(product, version),
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=60,
+        )
+        _expect(upload)
+        _expect(http.post(f"{gateway_url}/api/v1/admin/releases/{release_id}/publish", timeout=30))
+    titles = {d["title"] for d in http.get(f"{gateway_url}/api/v1/admin/documents", timeout=30).json()["items"]}
+    title = "Příručka k účetnímu systému"
+    if title not in titles:
+        document = http.post(
+            f"{gateway_url}/api/v1/admin/documents",
+            json={"title": title, "description": "Uživatelská příručka pro verzi 2026.1", "product": "ucetnictvi"},
+            timeout=30,
+        )
+        _expect(document)
+        _expect(
+            http.put(
+                f"{gateway_url}/api/v1/admin/documents/{document.json()['id']}/files/prirucka-2026.pdf",
+                data=b"%PDF-1.4\n% demo manual\n",
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=30,
+            )
+        )
 
 
 def register_product(

@@ -77,6 +77,14 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
                     timeout=10,
                 ).json()["items"]
                 assert sorted(item["channel"] for item in listed) == ["direct", "direct", "partner"]
+                releases = requests.get(
+                    f"{gateway}/api/v1/customers/{membership['customer_number']}/downloads",
+                    headers={"Authorization": f"Bearer {token.json()['token']}"},
+                    timeout=10,
+                ).json()["items"]
+                assert {r["version"] for r in releases} >= {"2026.1", "2026.1.1", "5.0"}
+                demo_file = requests.get(releases[0]["files"][0]["url"], timeout=30)
+                assert demo_file.status_code == 200 and len(demo_file.content) == releases[0]["files"][0]["size"]
         assert "Demo partner API key:         cc_" in output and "Partner-sold, not registered:" in output
     finally:
         os.killpg(run.pid, signal.SIGINT)

@@ -35,8 +35,22 @@ class DocumentListSchema(Schema):
     next = fields.String(allow_none=True)
 
 
+class DocumentListPlainSchema(Schema):
+    items = fields.List(fields.Nested(DocumentSchema))
+    next = fields.String(allow_none=True)
+
+
 @documents.route("/admin/documents")
 class AdminDocuments(MethodView):
+    @staff_only
+    @documents.response(200, DocumentListPlainSchema)
+    def get(self):
+        with database().unit_of_work() as session:
+            return {
+                "items": session.scalars(select(Document).order_by(Document.published_at.desc())).all(),
+                "next": None,
+            }
+
     @staff_only
     @documents.arguments(DocumentSchema)
     @documents.response(201, DocumentSchema)
