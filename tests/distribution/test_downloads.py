@@ -228,3 +228,15 @@ def test_customer_news_need_the_news_right(distribution):
     assert item["kind"] == "training" and item["city"] == "Olomouc"
     assert distribution.call("GET", "/api/v1/customers/100001/news", user="u-2").status_code == 403
     assert distribution.call("GET", "/api/v1/customers/100009/news", user="u-1").status_code == 404
+
+
+def test_downloads_are_counted_for_the_vendor(distribution):
+    distribution.customer("100001")
+    distribution.license("100001", "AAAAAA-BBBBBB-CCCCCC")
+    distribution.member("u-1", "100001")
+    distribution.release()
+    url = local(downloads(distribution)[0]["files"][0]["url"])
+    for _ in range(3):
+        distribution.client.get(url)
+    [count] = distribution.staff("GET", "/api/v1/admin/download-counts").get_json()["items"]
+    assert (count["name"], count["downloads"], count["customers"]) == ("setup.exe", 3, 1)
