@@ -12,12 +12,12 @@ import re
 ROUTES: list[tuple[str, str]] = [
     # vendor staff
     (r"/api/v1/admin/(customers|products|licenses|partners)(/.*)?", "licensing"),
-    (r"/api/v1/admin/(releases|shipments|shipments\.csv|news|documents|trainings)(/.*)?", "distribution"),
+    (r"/api/v1/admin/(releases|shipments|shipments\.csv|news|documents|trainings|download-counts)(/.*)?", "distribution"),
     (r"/api/v1/admin/forum(/.*)?", "forum"),
     (r"/api/v1/admin/(customer-profiles|users|staff)(/.*)?", "identity"),
     # a customer profile: each part goes to the service that owns that data
     (r"/api/v1/customers/[^/]+/(licenses|licenses\.csv|product-registrations)(/.*)?", "licensing"),
-    (r"/api/v1/customers/[^/]+/(downloads|documents|news|trainings)(/.*)?", "distribution"),
+    (r"/api/v1/customers/[^/]+/(downloads|download-history|documents|news|trainings)(/.*)?", "distribution"),
     (r"/api/v1/customers/[^/]+/(profile|addresses|delivery-method|users)(/.*)?", "identity"),
     # accounts
     (r"/api/v1/(registrations|password-resets|invitations|me|password)(/.*)?", "identity"),

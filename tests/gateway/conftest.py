@@ -159,3 +159,45 @@ def field_error(response, name: str) -> str | None:
 def nav(page: str) -> str:
     """The main navigation's items."""
     return re.search(r'<ul class="main-nav">(.*?)</ul>', page, re.S).group(1)
+
+
+# --- distribution ---------------------------------------------------------------------------
+def linked_file(file_id: int, name: str, size: int, customer: str = "1001") -> dict:
+    """A file as distribution lists it: with a signed, absolute link."""
+    return {
+        "file_id": file_id,
+        "name": name,
+        "size": size,
+        "sha256": f"{file_id:02d}" + "ab" * 31,
+        "url": f"http://cc.example/api/v1/files/{file_id}/{name}?customer={customer}&expires=1&signature=s",
+    }
+
+
+class FakeDistribution:
+    """Distribution's answers for one profile unless one is scripted (`services.answer`):
+    `releases`, `history`, `documents` and `news` are what its lists hold."""
+
+    def __init__(self):
+        self.releases: list[dict] = []
+        self.history: list[dict] = []
+        self.documents: list[dict] = []
+        self.news: list[dict] = []
+
+    def __call__(self, method: str, path: str):
+        lists = {
+            "/downloads": self.releases,
+            "/download-history": self.history,
+            "/documents": self.documents,
+            "/news": self.news,
+        }
+        for suffix, items in lists.items():
+            if method == "GET" and path.endswith(suffix):
+                return 200, {"items": items, "next": None}, {}
+        raise AssertionError(f"distribution was not asked for {method} {path}")
+
+
+@pytest.fixture
+def distribution(services) -> FakeDistribution:
+    fake = FakeDistribution()
+    services.defaults["distribution"] = fake
+    return fake

@@ -18,6 +18,7 @@ CONTRACT = {
     "/api/v1/customers/100001/licenses": "licensing",
     "/api/v1/customers/100001/product-registrations": "licensing",
     "/api/v1/customers/100001/downloads": "distribution",
+    "/api/v1/customers/100001/download-history": "distribution",
     "/api/v1/customers/100001/documents": "distribution",
     "/api/v1/customers/100001/news": "distribution",
     "/api/v1/updates": "distribution",
@@ -37,6 +38,7 @@ CONTRACT = {
     "/api/v1/admin/shipments.csv": "distribution",
     "/api/v1/admin/news": "distribution",
     "/api/v1/admin/documents": "distribution",
+    "/api/v1/admin/download-counts": "distribution",
 }
 
 

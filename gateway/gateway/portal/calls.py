@@ -73,10 +73,12 @@ def principal() -> Principal:
     return replace(signed_in.principal if signed_in else api.ANONYMOUS, client=request.remote_addr)
 
 
-def call(method: str, path: str, body: dict | None = None, query: dict | None = None) -> Answer:
-    """Call the service that owns `path` (routes.py) as the caller. A service that is down is an
-    `Answer(503)`, not an error: a form shows it as its message."""
-    service = service_for(path) or "identity"
+def call(
+    method: str, path: str, body: dict | None = None, query: dict | None = None, service: str | None = None
+) -> Answer:
+    """Call the service that owns `path` (routes.py, unless `service` names it) as the caller.
+    A service that is down is an `Answer(503)`, not an error: a form shows it as its message."""
+    service = service or service_for(path) or "identity"
     arguments = {"query": urlencode(query)} if query else {}
     try:
         response = api.upstream().call(service, method, path, body, principal=principal(), **arguments)
@@ -91,10 +93,10 @@ def call(method: str, path: str, body: dict | None = None, query: dict | None = 
     return Answer(response.status, parsed if isinstance(parsed, dict) else {}, headers)
 
 
-def fetch(path: str) -> dict:
+def fetch(path: str, service: str | None = None) -> dict:
     """GET something a page cannot do without: any failure becomes that page's error page
     (403 without the right, 404 for another profile, 503 when the service is down)."""
-    answer = call("GET", path)
+    answer = call("GET", path, service=service)
     if not answer.ok:
         raise page_error(answer)
     return answer.body
