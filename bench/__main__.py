@@ -21,6 +21,7 @@ BENCHMARKS = {
     "login": "bench.login",
     "sale-propagation": "bench.sale_propagation",
     "event-throughput": "bench.event_throughput",
+    "download": "bench.download",
 }
 
 

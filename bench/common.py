@@ -1053,3 +1053,75 @@ def _raw_consumer(url: str, queue: str, prefetch: int, ready, results) -> None:
     channel.cancel()
     connection.close()
     results.put(("consumer", {"count": count, "last": last, "latencies_ms": latencies}))
+
+
+# --- memory of server processes (download) --------------------------------------------------
+def process_memory_kib(pid: int, field: str = "VmRSS") -> int | None:
+    """`field` (VmRSS, VmHWM, ...) of /proc/<pid>/status in KiB; None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def group_worker_pids(pgid: int) -> list[int]:
+    """The processes of process group `pgid` except its leader: gunicorn's workers when the
+    group is a suite process (ops.suite starts each in a session of its own)."""
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit() or int(entry) == pgid:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+class RssSampler:
+    """The resident set of some processes, sampled every `interval` s in a thread while the
+    block runs: `growth_kib()` is, per process, the highest sample minus its RSS at entry (the
+    largest of those). VmHWM alone would not do: a process's high-water mark may date from
+    before the block (start-up)."""
+
+    def __init__(self, pids: list[int], interval: float = 0.02):
+        self.pids = list(pids)
+        self.interval = interval
+        self.before: dict[int, int] = {}
+        self.peak: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        for pid in self.pids:
+            rss = process_memory_kib(pid)
+            if rss is not None:
+                self.peak[pid] = max(self.peak.get(pid, 0), rss)
+
+    def __enter__(self) -> RssSampler:
+        self.before = {pid: rss for pid in self.pids if (rss := process_memory_kib(pid)) is not None}
+        self.peak = dict(self.before)
+
+        def run() -> None:
+            while not self._stop.wait(self.interval):
+                self._sample()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="rss-sampler")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        self._sample()
+
+    def growth_kib(self) -> int:
+        return max((self.peak.get(pid, 0) - before for pid, before in self.before.items()), default=0)

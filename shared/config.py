@@ -60,6 +60,9 @@ class Settings:
     service_urls: dict[str, str] = field(default_factory=dict)
     upstream_timeout: float = 5.0
     max_content_length: int = 1024 * 1024
+    # How many reverse proxies (the compose edge server) stand in front of the gateway: their
+    # X-Forwarded-For names the real client, which throttling per client needs.
+    trusted_proxies: int = 0
     session_idle_timeout: int = 30 * 60
     session_absolute_timeout: int = 12 * 3600
 
@@ -90,6 +93,7 @@ class Settings:
             },
             upstream_timeout=_float("UPSTREAM_TIMEOUT", cls.upstream_timeout),
             max_content_length=_int("MAX_CONTENT_LENGTH", cls.max_content_length),
+            trusted_proxies=_int("TRUSTED_PROXIES", cls.trusted_proxies),
             session_idle_timeout=_int("SESSION_IDLE_TIMEOUT", cls.session_idle_timeout),
             session_absolute_timeout=_int("SESSION_ABSOLUTE_TIMEOUT", cls.session_absolute_timeout),
         )

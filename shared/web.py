@@ -161,3 +161,12 @@ def _register_health(app: Flask, settings: Settings, needs_broker: bool) -> None
         response.status_code = 503
         response.headers["Retry-After"] = "5"
         return response
+
+
+def list_of(item_schema, name: str):
+    """The envelope of every list in the API (api.md): `{items: [...], next: cursor or null}`."""
+    from marshmallow import Schema, fields
+
+    return Schema.from_dict(
+        {"items": fields.List(fields.Nested(item_schema)), "next": fields.String(allow_none=True)}, name=name
+    )

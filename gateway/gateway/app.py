@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import api, portal
 from gateway.sessions import SessionStore
@@ -18,6 +19,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["database"], settings.session_idle_timeout, settings.session_absolute_timeout
     )
     app.extensions["upstream"] = Upstream(settings)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     openapi.register_blueprint(api.sessions)
     app.register_blueprint(api.forwarding)
     app.register_blueprint(portal.portal)

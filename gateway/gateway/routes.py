@@ -12,7 +12,10 @@ import re
 ROUTES: list[tuple[str, str]] = [
     # vendor staff
     (r"/api/v1/admin/(customers|products|licenses|partners)(/.*)?", "licensing"),
-    (r"/api/v1/admin/(releases|shipments|shipments\.csv|news|documents|trainings|download-counts)(/.*)?", "distribution"),
+    (
+        r"/api/v1/admin/(releases|shipments|shipments\.csv|news|documents|trainings|download-counts)(/.*)?",
+        "distribution",
+    ),
     (r"/api/v1/admin/forum(/.*)?", "forum"),
     (r"/api/v1/admin/(customer-profiles|users|staff)(/.*)?", "identity"),
     # a customer profile: each part goes to the service that owns that data

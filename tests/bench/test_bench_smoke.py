@@ -189,3 +189,40 @@ def test_event_throughput_counts_every_sale_applied_and_none_lost():
     assert loss["licenses"] > 0 and loss["dead_letters"] == 0
     for key in ("sales_per_s", "raw_per_s", "ratio"):
         assert figures[key] > 0 and math.isfinite(figures[key]), key
+
+
+def test_download_measures_every_path_on_a_small_file():
+    from bench import download
+
+    options = Options(runs=1, duration=1, warmup=0.5, pin=False)
+    result = download.run(options, log=lambda line: None, size=4 * 1024 * 1024 + 3)
+    figures = result.details
+    assert figures["size"] == 4 * 1024 * 1024 + 3
+    for key in ("sendfile", "direct", "gateway"):
+        for kind in ("full", "resumed"):
+            assert figures["mb_per_s"][f"{key}-{kind}"] > 0
+    for ratio in ("direct_full", "direct_resumed", "gateway_full", "gateway_resumed"):
+        assert math.isfinite(figures[ratio]) and figures[ratio] > 0
+    assert figures["distribution_rss_growth_mb"] >= 0
+    assert [m.name for m in result.metrics][:3] == [
+        "direct ÷ sendfile, whole file",
+        "direct ÷ sendfile, resumed (Range)",
+        "distribution worker RSS growth",
+    ]
+
+
+def test_the_sendfile_baseline_answers_ranges_byte_exact(tmp_path):
+    from bench import download
+
+    source = tmp_path / "file.bin"
+    download.make_file(source, 100_000)
+    data = source.read_bytes()
+    with download.sendfile_server(source, None) as url:
+        whole = download.stream_get(url, digest=True)
+        assert (whole.status, whole.length) == (200, len(data))
+        part = download.stream_get(url, {"Range": "bytes=99000-"}, digest=True)
+        assert part.status == 206 and part.headers["content-range"] == "bytes 99000-99999/100000"
+        assert part.length == 1000
+        tail = download.stream_get(url, {"Range": "bytes=-10"})
+        assert tail.status == 206 and tail.length == 10
+        assert download.stream_get(url, {"Range": "bytes=100000-"}).status == 416

@@ -40,12 +40,12 @@ SCHEMA_CANDIDATES = [
     *Path("/usr/lib/python3/dist-packages").glob("compose*/config/compose_spec.json"),
     *Path("/usr/local/lib").glob("python3*/*-packages/compose/config/compose_spec.json"),
 ]
-INFRASTRUCTURE = {"rabbitmq", "postgres", "mailcatcher"}
+INFRASTRUCTURE = {"rabbitmq", "postgres", "mailcatcher", "edge"}
 # Variables the code reads that compose deliberately does not set, and why.
 NOT_FOR_COMPOSE = {
     "EVENTS_NAMESPACE": "prefixes broker names so test runs share a broker; one deployment has one broker",
     "VAR_DIR": "folder of the SQLite defaults; compose gives every component a PostgreSQL URL",
-    "GATEWAY_PORT": "the host port compose publishes the gateway on; in its container it binds 8000",
+    "GATEWAY_PORT": "the host port compose publishes the edge (in front of the gateway) on; the gateway binds 8000",
     "BIND": "gunicorn's default bind; every web command passes --bind 0.0.0.0:8000",
 }
 
@@ -331,7 +331,18 @@ def variables_the_code_reads(monkeypatch) -> set[str]:
         Settings.from_env(component)
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     monkeypatch.undo()
-    return recorder.read
+    return recorder.read | read_outside_settings()
+
+
+# Read by distribution's downloads module at request time rather than by Settings.
+READ_BY_DISTRIBUTION = ("DISTRIBUTION_STORAGE_DIR", "DOWNLOAD_ACCEL_REDIRECT")
+
+
+def read_outside_settings() -> set[str]:
+    source = (ROOT / "services/distribution/distribution/downloads_api.py").read_text()
+    for name in READ_BY_DISTRIBUTION:
+        assert f'os.environ.get("{name}")' in source, f"distribution no longer reads {name}"
+    return set(READ_BY_DISTRIBUTION)
 
 
 def test_every_variable_the_code_reads_is_in_the_common_environment(compose, monkeypatch):
@@ -433,3 +444,55 @@ def test_dockerfile_runs_as_an_unprivileged_user_without_baked_in_secrets():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".env", ".venv", "var", ".git"):
         assert entry in ignored
+
+
+# --- (i) the edge server in front of the gateway --------------------------------------------
+def _mounts(service: dict) -> dict[str, str]:
+    """volume or host path -> (target, options) of a service's short-syntax volumes."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *options = volume.split(":")
+        mounts[source] = (target, options)
+    return mounts
+
+
+def test_only_the_edge_is_published_and_it_waits_for_a_healthy_gateway(services):
+    assert services["edge"]["ports"] == ["${GATEWAY_PORT:-8080}:8080"]
+    assert "ports" not in services["gateway"], "the gateway is reached through the edge only"
+    assert services["edge"]["depends_on"] == {"gateway": {"condition": "service_healthy"}}
+    assert services["edge"]["image"].startswith("nginx:")
+
+
+def test_the_edge_runs_the_repositorys_configuration(services):
+    target, options = _mounts(services["edge"])["./deploy/nginx/edge.conf"]
+    assert target == "/etc/nginx/conf.d/default.conf" and options == ["ro"]
+    conf = (ROOT / "deploy/nginx/edge.conf").read_text()
+    assert re.search(r"^\s*listen 8080;", conf, re.M), "the edge listens where compose publishes it"
+    assert re.search(r"^\s*server gateway:8000;", conf, re.M)
+    health = " ".join(services["edge"]["healthcheck"]["test"])
+    port = re.search(r"127\.0\.0\.1:(\d+)/healthz", health).group(1)
+    assert re.search(rf"^\s*listen 127\.0\.0\.1:{port};", conf, re.M)
+
+
+def test_the_files_volume_is_mounted_where_distribution_stores_and_the_edge_reads(compose, services):
+    common = compose["x-app-environment"]
+    storage = common["DISTRIBUTION_STORAGE_DIR"]
+    accel = common["DOWNLOAD_ACCEL_REDIRECT"]
+    assert "distribution-files" in compose["volumes"]
+    target, options = _mounts(services["distribution"])["distribution-files"]
+    assert storage == target or storage.startswith(target.rstrip("/") + "/"), (storage, target)
+    assert "ro" not in options
+    edge_target, edge_options = _mounts(services["edge"])["distribution-files"]
+    assert edge_options == ["ro"]
+    # The file at <storage>/<k>/<key> is at <edge mount>/<same relative path> in the edge...
+    in_edge = edge_target.rstrip("/") + storage[len(target.rstrip("/")) :]
+    conf = (ROOT / "deploy/nginx/edge.conf").read_text()
+    location = re.search(rf"location {re.escape(accel.rstrip('/'))}/ \{{(.*?)\n    \}}", conf, re.S)
+    assert location, f"edge.conf has no location for DOWNLOAD_ACCEL_REDIRECT {accel}"
+    # ...which is what the internal location's alias names.
+    assert re.search(rf"^\s*alias {re.escape(in_edge.rstrip('/'))}/;", location.group(1), re.M)
+    assert re.search(r"^\s*internal;", location.group(1), re.M)
+    # No other container sees the files.
+    for name, service in services.items():
+        if name not in ("distribution", "edge"):
+            assert "distribution-files" not in _mounts(service), name

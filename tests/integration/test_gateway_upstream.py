@@ -93,3 +93,24 @@ def test_paths_no_service_owns_are_404(gateway_for):
 def test_dot_segments_are_not_forwarded(gateway_for, path):
     response = gateway_for().get(path)
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
+def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(settings_for, tmp_path):
+    from gateway.app import create_app as make_gateway
+
+    from shared import migrations as m
+
+    settings = settings_for("gateway", f"sqlite:///{tmp_path / 'gw.db'}", trusted_proxies=1)
+    m.upgrade("gateway", settings.database_url)
+    app = make_gateway(settings)
+    seen = {}
+
+    @app.get("/client-address")
+    def client_address():
+        from flask import request
+
+        seen["address"] = request.remote_addr
+        return "ok"
+
+    app.test_client().get("/client-address", headers={"X-Forwarded-For": "203.0.113.77"})
+    assert seen["address"] == "203.0.113.77"

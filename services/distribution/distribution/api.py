@@ -10,7 +10,7 @@ from sqlalchemy import select
 from distribution.models import NEWS_KINDS, NewsItem
 from shared.auth import signed_in, staff_only
 from shared.db import utc_now
-from shared.web import database
+from shared.web import database, list_of
 
 news = Blueprint("news", __name__, url_prefix="/api/v1", description="News, events and training courses")
 
@@ -31,9 +31,7 @@ class NewsItemSchema(Schema):
             raise ValidationError("Events and training courses need a start.", "starts_at")
 
 
-class NewsListSchema(Schema):
-    items = fields.List(fields.Nested(NewsItemSchema))
-    next = fields.String(allow_none=True)
+NewsListSchema = list_of(NewsItemSchema, "NewsList")
 
 
 @news.route("/news")

@@ -13,7 +13,7 @@ from distribution.downloads_api import LinkedFileSchema, StoredFileSchema, membe
 from distribution.models import Document, ReleaseFile
 from shared.auth import signed_in, staff_only
 from shared.problems import Problem
-from shared.web import accepts_raw_body, database, settings
+from shared.web import accepts_raw_body, database, list_of, settings
 
 documents = Blueprint("documents", __name__, url_prefix="/api/v1", description="Documents")
 
@@ -30,9 +30,7 @@ class DocumentWithFilesSchema(DocumentSchema):
     files = fields.List(fields.Nested(LinkedFileSchema))
 
 
-class DocumentListSchema(Schema):
-    items = fields.List(fields.Nested(DocumentWithFilesSchema))
-    next = fields.String(allow_none=True)
+DocumentListSchema = list_of(DocumentWithFilesSchema, "DocumentList")
 
 
 class DocumentListPlainSchema(Schema):

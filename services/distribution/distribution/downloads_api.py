@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mimetypes
 import os
 
 from flask import Response, current_app, request, send_file
@@ -14,6 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.wsgi import wrap_file
 
 from distribution import links, releases
 from distribution.models import (
@@ -32,7 +34,7 @@ from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.config import var_dir
 from shared.db import utc_now
 from shared.problems import Problem
-from shared.web import accepts_raw_body, database, settings
+from shared.web import accepts_raw_body, database, list_of, settings
 
 admin = Blueprint(
     "admin-releases", __name__, url_prefix="/api/v1/admin", description="Vendor staff: releases, shipments"
@@ -71,9 +73,7 @@ class ReleaseSchema(Schema):
     published_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
-class ReleaseListSchema(Schema):
-    items = fields.List(fields.Nested(ReleaseSchema))
-    next = fields.String(allow_none=True)
+ReleaseListSchema = list_of(ReleaseSchema, "ReleaseList")
 
 
 class StoredFileSchema(Schema):
@@ -104,9 +104,7 @@ class DownloadSchema(Schema):
     files = fields.List(fields.Nested(LinkedFileSchema))
 
 
-class DownloadListSchema(Schema):
-    items = fields.List(fields.Nested(DownloadSchema))
-    next = fields.String(allow_none=True)
+DownloadListSchema = list_of(DownloadSchema, "DownloadList")
 
 
 class HistorySchema(Schema):
@@ -119,9 +117,7 @@ class HistorySchema(Schema):
     installation_number = fields.String(allow_none=True)
 
 
-class HistoryListSchema(Schema):
-    items = fields.List(fields.Nested(HistorySchema))
-    next = fields.String(allow_none=True)
+HistoryListSchema = list_of(HistorySchema, "HistoryList")
 
 
 class UpdateQuerySchema(Schema):
@@ -148,9 +144,7 @@ class ShipmentSchema(Schema):
     sent_at = fields.DateTime(allow_none=True)
 
 
-class ShipmentListSchema(Schema):
-    items = fields.List(fields.Nested(ShipmentSchema))
-    next = fields.String(allow_none=True)
+ShipmentListSchema = list_of(ShipmentSchema, "ShipmentList")
 
 
 class ShipmentQuerySchema(Schema):
@@ -331,9 +325,7 @@ class DownloadCountSchema(Schema):
     customers = fields.Integer()
 
 
-class DownloadCountListSchema(Schema):
-    items = fields.List(fields.Nested(DownloadCountSchema))
-    next = fields.String(allow_none=True)
+DownloadCountListSchema = list_of(DownloadCountSchema, "DownloadCountList")
 
 
 @admin.route("/download-counts")
@@ -524,7 +516,8 @@ def serve(file: ReleaseFile) -> Response:
     compose) or the WSGI server's sendfile (`wsgi.file_wrapper`) moves them."""
     accel = os.environ.get("DOWNLOAD_ACCEL_REDIRECT")
     if accel:
-        response = Response(status=200)
+        # The edge server sends the file with the type we name here, and answers Range itself.
+        response = Response(status=200, mimetype=mimetypes.guess_type(file.name)[0] or "application/octet-stream")
         response.headers["X-Accel-Redirect"] = f"{accel.rstrip('/')}/{file.storage_key[:2]}/{file.storage_key}"
         response.headers["ETag"] = f'"{file.sha256}"'
         response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quoted(file.name)}"
@@ -534,7 +527,38 @@ def serve(file: ReleaseFile) -> Response:
         path, as_attachment=True, download_name=file.name, etag=file.sha256, conditional=True, max_age=0
     )
     response.headers["Cache-Control"] = "private, no-store"
+    if response.status_code == 206:
+        # werkzeug serves a range by reading and dropping everything before it in Python;
+        # a file object positioned at the start lets the server sendfile() just the range.
+        window = _Window(path, response.content_range.start, response.content_range.stop)
+        response.response.close()
+        response.response = wrap_file(request.environ, window)
+        response.direct_passthrough = True
     return response
+
+
+class _Window:
+    """Bytes [start, stop) of a file. A server that can sendfile() takes the descriptor at
+    its position and sends Content-Length bytes; any other server reads it and gets no more
+    than the window."""
+
+    def __init__(self, path, start: int, stop: int):
+        self.handle = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server via close()
+        self.handle.seek(start)
+        self.left = stop - start
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        data = self.handle.read(self.left if size is None or size < 0 else min(size, self.left))
+        self.left -= len(data)
+        return data
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def _quoted(name: str) -> str:

@@ -18,7 +18,7 @@ from shared import throttle
 from shared.auth import client_address, service_only, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.problems import Problem
-from shared.web import database, settings
+from shared.web import database, list_of, settings
 
 accounts_api = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Registration, sign-in, passwords")
 profiles_api = Blueprint("profiles", __name__, url_prefix="/api/v1/customers", description="A customer profile")
@@ -140,9 +140,7 @@ class MemberSchema(Schema):
     status = fields.String()
 
 
-class MemberListSchema(Schema):
-    items = fields.List(fields.Nested(MemberSchema))
-    next = fields.String(allow_none=True)
+MemberListSchema = list_of(MemberSchema, "MemberList")
 
 
 class NewMemberSchema(Schema):

@@ -26,7 +26,7 @@ from shared import memberships, throttle
 from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.problems import Problem
-from shared.web import database
+from shared.web import database, list_of
 
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Vendor staff")
 partner_api = Blueprint("partner", __name__, url_prefix="/api/v1/partner", description="Partners' systems")
@@ -85,9 +85,7 @@ class ProductSchema(Schema):
     )
 
 
-class ProductListSchema(Schema):
-    items = fields.List(fields.Nested(ProductSchema))
-    next = fields.String(allow_none=True)
+ProductListSchema = list_of(ProductSchema, "ProductList")
 
 
 class NewLicenseSchema(Schema):
@@ -122,9 +120,7 @@ class LicenseSchema(Schema):
     support_status = fields.String()
 
 
-class LicenseListSchema(Schema):
-    items = fields.List(fields.Nested(LicenseSchema))
-    next = fields.String(allow_none=True)
+LicenseListSchema = list_of(LicenseSchema, "LicenseList")
 
 
 class LicenseQuerySchema(Schema):
@@ -403,9 +399,7 @@ class PartnerSchema(Schema):
     created_at = fields.DateTime()
 
 
-class PartnerListSchema(Schema):
-    items = fields.List(fields.Nested(PartnerSchema))
-    next = fields.String(allow_none=True)
+PartnerListSchema = list_of(PartnerSchema, "PartnerList")
 
 
 @admin.route("/partners")
