@@ -240,3 +240,17 @@ def test_downloads_are_counted_for_the_vendor(distribution):
         distribution.client.get(url)
     [count] = distribution.staff("GET", "/api/v1/admin/download-counts").get_json()["items"]
     assert (count["name"], count["downloads"], count["customers"]) == ("setup.exe", 3, 1)
+
+
+def test_training_courses_are_held_where_the_vendor_has_training_centres(distribution):
+    body = {
+        "kind": "training",
+        "title": "Mzdy",
+        "body": "Kurz",
+        "starts_at": "2027-02-01T09:00:00+01:00",
+        "capacity": 10,
+    }
+    refused = distribution.staff("POST", "/api/v1/admin/news", {**body, "city": "Liberec"})
+    assert refused.status_code == 422 and refused.get_json()["errors"][0]["field"] == "city"
+    assert distribution.staff("POST", "/api/v1/admin/news", {**body, "city": "Hradec Králové"}).status_code == 201
+    assert distribution.staff("POST", "/api/v1/admin/news", {**body, "city": "online"}).status_code == 201

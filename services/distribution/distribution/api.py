@@ -12,6 +12,9 @@ from shared.auth import signed_in, staff_only
 from shared.db import utc_now
 from shared.web import database, list_of
 
+# Where the vendor's training centres are (and online courses).
+TRAINING_CITIES = ("Praha", "Brno", "Ostrava", "Hradec Králové", "Plzeň", "Olomouc", "online")
+
 news = Blueprint("news", __name__, url_prefix="/api/v1", description="News, events and training courses")
 
 
@@ -29,6 +32,8 @@ class NewsItemSchema(Schema):
     def _events_have_a_date(self, data, **_kwargs):
         if data.get("kind") in ("event", "training") and not data.get("starts_at"):
             raise ValidationError("Events and training courses need a start.", "starts_at")
+        if data.get("kind") == "training" and data.get("city") not in TRAINING_CITIES:
+            raise ValidationError(f"Training courses take place in {', '.join(TRAINING_CITIES)}.", "city")
 
 
 NewsListSchema = list_of(NewsItemSchema, "NewsList")
