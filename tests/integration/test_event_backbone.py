@@ -188,7 +188,9 @@ def test_a_message_that_always_fails_ends_in_the_dlq_and_the_next_still_flows(
         publish(amqp_url, topology, poison)
         publish(amqp_url, topology, healthy)
         wait_until(lambda: profile(identity_db, "100902"), message="the healthy message after the poison")
-        wait_until(lambda: queue_depth(amqp_url, topology.dead_letter_queue("identity")) == 1, message="the DLQ")
+        wait_until(
+            lambda: queue_depth(amqp_url, topology.dead_letter_queue("identity")) == 1, timeout=60, message="the DLQ"
+        )
     dead = drain(amqp_url, topology.dead_letter_queue("identity"))
     headers, body = dead[0]
     assert json.loads(body)["id"] == poison["id"]
