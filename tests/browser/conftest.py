@@ -117,3 +117,29 @@ def phone(browser):
     )
     yield context.new_page()
     context.close()
+
+
+# The vendor staff account every real-suite browser test sets its data up with.
+STAFF = {"email": "staff@example.com", "password": "staff-password-for-browser-tests"}
+
+
+@pytest.fixture
+def suite(amqp_url, new_database, smtp_inbox, tmp_path_factory, request):
+    """The real suite for one browser test: mails to `smtp_inbox`, links that open in Chromium."""
+    from ops.suite import free_port
+    from tests.support import running_suite
+
+    port = free_port()
+    label = "browser-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    with running_suite(
+        amqp_url,
+        new_database,
+        tmp_path_factory,
+        label,
+        STAFF,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_inbox.port),
+        GATEWAY_PORT=str(port),
+        PUBLIC_URL=f"http://127.0.0.1:{port}",  # the links in the mails open in the browser
+    ) as suite:
+        yield suite

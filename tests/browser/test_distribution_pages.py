@@ -14,28 +14,11 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from ops.suite import free_port
-from tests.browser.test_identity_flow import STAFF, mailed_link, sign_in
-from tests.support import running_suite, valid_company_id, wait_until
+from tests.browser.conftest import STAFF
+from tests.browser.test_identity_flow import mailed_link, sign_in
+from tests.support import valid_company_id, wait_until
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def suite(amqp_url, new_database, smtp_inbox, tmp_path_factory):
-    port = free_port()
-    with running_suite(
-        amqp_url,
-        new_database,
-        tmp_path_factory,
-        "browser-distribution",
-        STAFF,
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(smtp_inbox.port),
-        GATEWAY_PORT=str(port),
-        PUBLIC_URL=f"http://127.0.0.1:{port}",
-    ) as suite:
-        yield suite
 
 
 def ok(response: requests.Response) -> dict:

@@ -10,30 +10,10 @@ import secrets
 import pytest
 import requests
 
-from ops.suite import free_port
-from tests.support import running_suite, valid_company_id, wait_until
+from tests.browser.conftest import STAFF
+from tests.support import valid_company_id, wait_until
 
 pytestmark = pytest.mark.browser
-
-STAFF = {"email": "staff@example.com", "password": "staff-password-for-browser-tests"}
-
-
-@pytest.fixture
-def suite(amqp_url, new_database, smtp_inbox, tmp_path_factory):
-    port = free_port()
-    with running_suite(
-        amqp_url,
-        new_database,
-        tmp_path_factory,
-        "browser",
-        STAFF,
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(smtp_inbox.port),
-        GATEWAY_PORT=str(port),
-        # The links in the mails point where the browser can open them.
-        PUBLIC_URL=f"http://127.0.0.1:{port}",
-    ) as suite:
-        yield suite
 
 
 def mailed_link(inbox, recipient: str, page: str, public_url: str) -> str:
