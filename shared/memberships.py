@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from shared.auth import Principal
 from shared.db import as_utc
 from shared.events import Event
+from shared.problems import Problem
 
 metadata = MetaData()
 
@@ -34,18 +35,22 @@ def create_table(op) -> None:
     metadata.create_all(bind=op.get_bind(), checkfirst=False)
 
 
-class NotAMember(LookupError):
-    pass
+class NotAMember(Problem):
+    """Answered as 404: other profiles' existence is not disclosed."""
+
+    def __init__(self, customer_number: str = ""):
+        super().__init__(404, "not-found", "Not found", "No such customer profile.")
+        self.customer_number = customer_number
 
 
-class MissingRight(PermissionError):
+class MissingRight(Problem):
     def __init__(self, right: str):
-        super().__init__(right)
+        super().__init__(403, "missing-right", "Forbidden", f"This needs the right '{right}'.", right=right)
         self.right = right
 
 
 def require(session: Session, principal: Principal, customer_number: str, right: str, *, customer_exists) -> None:
-    """Raises NotAMember or MissingRight. Staff may read any existing customer's data
+    """Raises NotAMember (a 404 problem) or MissingRight (403). Staff may read any existing customer's data
     (`customer_exists(session, customer_number)` says whether it exists)."""
     if principal.staff:
         if customer_exists(session, customer_number):

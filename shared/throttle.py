@@ -8,6 +8,8 @@ table with `create_table(op)` in a migration.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -81,3 +83,24 @@ def too_many(seconds: int) -> Problem:
         headers={"Retry-After": str(seconds)},
         retry_after=seconds,
     )
+
+
+def limit_from_env(name: str, default: str) -> Limit:
+    """A limit configured as `attempts/seconds` in the environment variable `name`."""
+    attempts, _, seconds = (os.environ.get(name) or default).partition("/")
+    return Limit(int(attempts), int(seconds or default.partition("/")[2]))
+
+
+def refuse_if_throttled(session: Session, limits: Iterable[tuple[str, Limit]]) -> None:
+    """A 429 problem with Retry-After when any of the keys is over its limit."""
+    wait = max((retry_after(session, key, limit) or 0) for key, limit in limits)
+    if wait:
+        raise too_many(wait)
+
+
+def count_failure(database, limits: Iterable[tuple[str, Limit]]) -> None:
+    """Count a failed attempt against every key, in a transaction of its own: the failing
+    request's transaction rolls back, the count must not."""
+    with database.unit_of_work() as session:
+        for key, limit in limits:
+            hit(session, key, limit)

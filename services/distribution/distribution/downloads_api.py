@@ -46,9 +46,7 @@ public = Blueprint("files", __name__, url_prefix="/api/v1", description="Signed 
 
 # Largest file staff may upload (bytes); installers of several GB are normal.
 UPLOAD_LIMIT = int(os.environ.get("UPLOAD_LIMIT") or 20 * 1024**3)
-UPDATE_CHECKS_PER_CLIENT = throttle.Limit(
-    *map(int, (os.environ.get("UPDATE_CHECK_CLIENT_LIMIT") or "120/3600").split("/"))
-)
+UPDATE_CHECKS_PER_CLIENT = throttle.limit_from_env("UPDATE_CHECK_CLIENT_LIMIT", "120/3600")
 
 
 def storage() -> Storage:
@@ -157,14 +155,7 @@ def _customer_exists(session, customer_number: str) -> bool:
 
 
 def member_check(session, customer_number: str, right: str) -> None:
-    try:
-        memberships.require(session, signed_in_user(), customer_number, right, customer_exists=_customer_exists)
-    except memberships.NotAMember:
-        raise Problem(404, "not-found", "Not found", "No such customer profile.") from None
-    except memberships.MissingRight as missing:
-        raise Problem(
-            403, "missing-right", "Forbidden", f"This needs the right '{missing.right}'.", right=missing.right
-        ) from None
+    memberships.require(session, signed_in_user(), customer_number, right, customer_exists=_customer_exists)
 
 
 def release_view(release: Release, files: list[ReleaseFile], customer_number: str) -> dict:
@@ -575,9 +566,7 @@ class Updates(MethodView):
         """The desktop program asks whether a newer release it is entitled to exists."""
         key = f"update-check-client:{client_address()}"
         with database().unit_of_work() as session:
-            wait = throttle.retry_after(session, key, UPDATE_CHECKS_PER_CLIENT)
-            if wait:
-                raise throttle.too_many(wait)
+            throttle.refuse_if_throttled(session, [(key, UPDATE_CHECKS_PER_CLIENT)])
             throttle.hit(session, key, UPDATE_CHECKS_PER_CLIENT)
         number = _normalised(query["installation_number"])
         with database().unit_of_work() as session:

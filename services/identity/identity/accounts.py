@@ -33,25 +33,15 @@ class SignInFailed(Exception):
     pass
 
 
-class Throttled(Exception):
-    def __init__(self, seconds: int):
-        super().__init__(f"retry after {seconds}s")
-        self.seconds = seconds
-
-
 def find_user(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email == email)).one_or_none()
 
 
 def verify_credentials(database: Database, email: str, password: str, client: str) -> User:
-    account_key, client_key = f"sign-in-account:{email}", f"sign-in-client:{client}"
+    account_key = f"sign-in-account:{email}"
+    keys = ((account_key, limits.SIGN_IN_PER_ACCOUNT), (f"sign-in-client:{client}", limits.SIGN_IN_PER_CLIENT))
     with database.unit_of_work() as session:
-        wait = max(
-            throttle.retry_after(session, account_key, limits.SIGN_IN_PER_ACCOUNT) or 0,
-            throttle.retry_after(session, client_key, limits.SIGN_IN_PER_CLIENT) or 0,
-        )
-        if wait:
-            raise Throttled(wait)
+        throttle.refuse_if_throttled(session, keys)
         user = find_user(session, email)
         # Always verify a hash (a dummy one for unknown e-mails) so timing tells nothing.
         with _VERIFYING:
@@ -61,9 +51,7 @@ def verify_credentials(database: Database, email: str, password: str, client: st
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
             return user
-    with database.unit_of_work() as session:  # count the failure in its own transaction
-        throttle.hit(session, account_key, limits.SIGN_IN_PER_ACCOUNT)
-        throttle.hit(session, client_key, limits.SIGN_IN_PER_CLIENT)
+    throttle.count_failure(database, keys)
     raise SignInFailed()
 
 

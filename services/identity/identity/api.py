@@ -186,23 +186,11 @@ def _member_view(membership: Membership, user: User) -> dict:
 
 
 def _access(session, customer_number: str, right: str | None = None, write: bool = False) -> memberships.Access:
-    try:
-        granted = memberships.access(session, signed_in_user(), customer_number)
-        if right is not None:
-            granted.require(right, write)
-        return granted
-    except memberships.NotAMember:
-        raise Problem(404, "not-found", "Not found", "No such customer profile.") from None
-    except memberships.MissingRight as missing:
-        raise Problem(
-            403, "missing-right", "Forbidden", f"This needs the right '{missing.right}'.", right=missing.right
-        ) from None
-
-
-def _retry_after(session, *keys_and_limits) -> None:
-    wait = max((throttle.retry_after(session, key, limit) or 0) for key, limit in keys_and_limits)
-    if wait:
-        raise throttle.too_many(wait)
+    """The caller's access to the profile; a 404 or 403 problem when there is none."""
+    granted = memberships.access(session, signed_in_user(), customer_number)
+    if right is not None:
+        granted.require(right, write)
+    return granted
 
 
 # --- registration -------------------------------------------------------------------------
@@ -219,14 +207,12 @@ class Registrations(MethodView):
         config = settings()
         try:
             with database().unit_of_work() as session:
-                _retry_after(session, *keys)
+                throttle.refuse_if_throttled(session, keys)
                 expires_at = registration.register(
                     session, public_url=config.public_url, ttl_seconds=config.registration_confirm_ttl, **body
                 )
         except registration.PairMismatch:
-            with database().unit_of_work() as session:
-                for key, limit in keys:
-                    throttle.hit(session, key, limit)
+            throttle.count_failure(database(), keys)
             raise Problem(
                 422,
                 "registration-mismatch",
@@ -284,8 +270,8 @@ class PasswordResets(MethodView):
     def post(self, body):
         key = (f"password-reset-client:{client_address()}", limits.PASSWORD_RESET_PER_CLIENT)
         with database().unit_of_work() as session:
-            _retry_after(session, key)
-            throttle.hit(session, *key)
+            throttle.refuse_if_throttled(session, [key])
+            throttle.hit(session, *key)  # every request counts: each may send a mail
             accounts.request_password_reset(session, body["email"].strip().lower(), settings().public_url, RESET_TTL)
         return {"status": "accepted"}
 
@@ -495,8 +481,6 @@ class VerifyCredentials(MethodView):
             return accounts.verify_credentials(
                 database(), credentials["email"].strip().lower(), credentials["password"], client_address()
             )
-        except accounts.Throttled as throttled:
-            raise throttle.too_many(throttled.seconds) from None
         except accounts.SignInFailed:
             raise Problem(
                 401, "invalid-credentials", "Sign-in failed", "The e-mail or password is not right."

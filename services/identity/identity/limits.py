@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
-from shared.throttle import Limit
-
-
-def _limit(name: str, attempts: int, seconds: int) -> Limit:
-    raw = os.environ.get(f"{name}_LIMIT")
-    if raw:
-        count, _, window = raw.partition("/")
-        return Limit(int(count), int(window or seconds))
-    return Limit(attempts, seconds)
-
+from shared.throttle import limit_from_env
 
 # Wrong customer-number/company-ID pairs: the company ID is public, the pair is guessable.
-REGISTRATION_PER_CLIENT = _limit("REGISTRATION_CLIENT", 10, 15 * 60)
-REGISTRATION_PER_CUSTOMER = _limit("REGISTRATION_CUSTOMER", 10, 15 * 60)
+REGISTRATION_PER_CLIENT = limit_from_env("REGISTRATION_CLIENT_LIMIT", "10/900")
+REGISTRATION_PER_CUSTOMER = limit_from_env("REGISTRATION_CUSTOMER_LIMIT", "10/900")
 # Failed sign-ins.
-SIGN_IN_PER_ACCOUNT = _limit("SIGN_IN_ACCOUNT", 10, 15 * 60)
-SIGN_IN_PER_CLIENT = _limit("SIGN_IN_CLIENT", 50, 15 * 60)
+SIGN_IN_PER_ACCOUNT = limit_from_env("SIGN_IN_ACCOUNT_LIMIT", "10/900")
+SIGN_IN_PER_CLIENT = limit_from_env("SIGN_IN_CLIENT_LIMIT", "50/900")
 # Password-reset requests per client (each sends a mail).
-PASSWORD_RESET_PER_CLIENT = _limit("PASSWORD_RESET_CLIENT", 10, 15 * 60)
+PASSWORD_RESET_PER_CLIENT = limit_from_env("PASSWORD_RESET_CLIENT_LIMIT", "10/900")

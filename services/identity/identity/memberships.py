@@ -15,17 +15,8 @@ from sqlalchemy.orm import Session
 from identity import mail, tokens
 from identity.models import RIGHTS, CustomerProfile, Membership, User
 from shared.auth import Principal
+from shared.memberships import MissingRight, NotAMember
 from shared.outbox import add_event
-
-
-class NotAMember(LookupError):
-    """Not this caller's profile (answered as 404: other profiles' existence is not disclosed)."""
-
-
-class MissingRight(PermissionError):
-    def __init__(self, right: str):
-        super().__init__(f"needs the right {right!r}")
-        self.right = right
 
 
 class LastAdministrator(Exception):

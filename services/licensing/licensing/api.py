@@ -8,7 +8,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -37,14 +36,9 @@ customer_api = Blueprint(
 EXPIRING_WITHIN = timedelta(days=60)
 
 
-def _limit(name: str, default: str) -> throttle.Limit:
-    attempts, _, seconds = (os.environ.get(name) or default).partition("/")
-    return throttle.Limit(int(attempts), int(seconds))
-
-
 # Failed product registrations (unknown or foreign numbers) per client and per customer.
-REGISTRATION_PER_CLIENT = _limit("PRODUCT_REGISTRATION_CLIENT_LIMIT", "10/900")
-REGISTRATION_PER_CUSTOMER = _limit("PRODUCT_REGISTRATION_CUSTOMER_LIMIT", "20/900")
+REGISTRATION_PER_CLIENT = throttle.limit_from_env("PRODUCT_REGISTRATION_CLIENT_LIMIT", "10/900")
+REGISTRATION_PER_CUSTOMER = throttle.limit_from_env("PRODUCT_REGISTRATION_CUSTOMER_LIMIT", "20/900")
 
 
 # --- schemas ------------------------------------------------------------------------------
@@ -229,14 +223,7 @@ def _member_check(session, customer_number: str, right: str, write: bool = False
     principal = signed_in_user()
     if write and principal.staff:  # staff see every customer's licenses, but act for none
         principal = replace(principal, staff=False)
-    try:
-        memberships.require(session, principal, customer_number, right, customer_exists=_customer_exists)
-    except memberships.NotAMember:
-        raise Problem(404, "not-found", "Not found", "No such customer profile.") from None
-    except memberships.MissingRight as missing:
-        raise Problem(
-            403, "missing-right", "Forbidden", f"This needs the right '{missing.right}'.", right=missing.right
-        ) from None
+    memberships.require(session, principal, customer_number, right, customer_exists=_customer_exists)
 
 
 def _product_problem(error: licenses.UnknownProduct) -> Problem:
@@ -630,15 +617,11 @@ class ProductRegistrations(MethodView):
         try:
             with database().unit_of_work() as session:
                 _member_check(session, customer_number, "licenses", write=True)
-                wait = max((throttle.retry_after(session, k, limit) or 0) for k, limit in keys)
-                if wait:
-                    raise throttle.too_many(wait)
+                throttle.refuse_if_throttled(session, keys)
                 licenses.register_product(session, customer_number, number)
                 return _one_license(session, number)
         except licenses.RegistrationRefused:
-            with database().unit_of_work() as session:
-                for k, limit in keys:
-                    throttle.hit(session, k, limit)
+            throttle.count_failure(database(), keys)
             raise Problem(
                 422,
                 "registration-refused",

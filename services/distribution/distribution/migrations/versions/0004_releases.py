@@ -7,7 +7,7 @@ Revises: 0003
 import sqlalchemy as sa
 from alembic import op
 
-from shared import throttle
+from shared import memberships, throttle
 
 revision = "0004"
 down_revision = "0003"
@@ -72,17 +72,11 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("customer_number", "release_id", name="uq_shipments_once"),
     )
-    op.create_table(
-        "memberships",
-        sa.Column("user_id", sa.String(36), primary_key=True),
-        sa.Column("customer_number", sa.String(20), primary_key=True),
-        sa.Column("rights", sa.JSON(), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
-    )
+    memberships.create_table(op)
 
 
 def downgrade() -> None:
-    for table in ("memberships", "shipments", "download_records", "files", "documents", "releases"):
+    op.drop_table("memberships")
+    for table in ("shipments", "download_records", "files", "documents", "releases"):
         op.drop_table(table)
     op.drop_table("throttles")

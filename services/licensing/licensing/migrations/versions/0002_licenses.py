@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from shared import throttle
+from shared import memberships, throttle
 
 revision = "0002"
 down_revision = "0001"
@@ -69,17 +69,11 @@ def upgrade() -> None:
         sa.Column("response", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_table(
-        "memberships",
-        sa.Column("user_id", sa.String(36), primary_key=True),
-        sa.Column("customer_number", sa.String(20), primary_key=True),
-        sa.Column("rights", sa.JSON(), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
-    )
+    memberships.create_table(op)
 
 
 def downgrade() -> None:
-    for table in ("memberships", "idempotent_requests", "licenses", "partner_keys", "partners", "products"):
+    op.drop_table("memberships")
+    for table in ("idempotent_requests", "licenses", "partner_keys", "partners", "products"):
         op.drop_table(table)
     op.drop_table("throttles")
