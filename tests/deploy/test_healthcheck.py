@@ -141,8 +141,8 @@ def test_the_relay_and_the_consumer_beat_while_they_run(settings_for, tmp_path):
 
 
 def test_mailer_connected_to_its_database_is_healthy(listener, processes):
-    assert healthcheck.expected_argv("mailer", "hcfake") == ["-m", "hcfake.mailer"]
-    processes.append(start_fake(["-m", "hcfake.mailer"], connect_to=listener))
+    assert healthcheck.expected_argv("mailer", "hcfake") == ["-m", "shared.mailer", "hcfake"]
+    processes.append(start_fake(["-m", "shared.mailer", "hcfake"], connect_to=listener))
     env = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener}/hcfake"}
     assert healthcheck.check("mailer", "hcfake", env=env) == []
     other_port = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener + 1}/hcfake"}
@@ -152,11 +152,12 @@ def test_mailer_connected_to_its_database_is_healthy(listener, processes):
 
 def test_mailer_without_a_database_connection_or_process_is_unhealthy(listener, processes):
     env = {"HCFAKE_DATABASE_URL": f"postgresql+psycopg://cc:pw@127.0.0.1:{listener}/hcfake"}
-    assert healthcheck.check("mailer", "hcfake", env=env) == ["no running process ends with '-m hcfake.mailer'"]
-    processes.append(start_fake(["-m", "hcfake.mailer"]))
+    assert healthcheck.check("mailer", "hcfake", env=env) == ["no running process ends with '-m shared.mailer hcfake'"]
+    processes.append(start_fake(["-m", "shared.mailer", "hcfake"]))
     assert healthcheck.check("mailer", "hcfake", env=env)
-    # A relay of the same service is not its mailer.
+    # A relay of the same service is not its mailer, nor is another service's mailer.
     processes.append(start_fake(["-m", "shared.relay", "hcfake"], connect_to=listener))
+    processes.append(start_fake(["-m", "shared.mailer", "hcfake-other"], connect_to=listener))
     assert healthcheck.check("mailer", "hcfake", env=env)
 
 
@@ -164,13 +165,13 @@ def test_mailer_command_line_exit_codes(processes):
     run = [sys.executable, "-m", "ops.healthcheck"]
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([*run, "mailer", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 1
-    processes.append(start_fake(["-m", "hcfake-sqlite.mailer"]))
+    processes.append(start_fake(["-m", "shared.mailer", "hcfake-sqlite"]))
     assert subprocess.run([*run, "mailer", "hcfake-sqlite"], cwd=root, capture_output=True).returncode == 0
     assert subprocess.run([*run, "mailer"], cwd=root, capture_output=True).returncode == 2
 
 
 def test_the_real_mailer_on_postgresql_passes_its_health_check(new_database, tmp_path):
-    """`python -m identity.mailer` keeps a connection to its database while idle and beats."""
+    """`python -m shared.mailer identity` keeps a connection to its database while idle and beats."""
     from tests.support import wait_until
 
     url = new_database("hcmailer")
@@ -184,7 +185,7 @@ def test_the_real_mailer_on_postgresql_passes_its_health_check(new_database, tmp
         "SMTP_PORT": "9",  # nothing to send: the mailer never connects
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "identity.mailer"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "shared.mailer", "identity"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
     )
     try:
         wait_until(lambda: healthcheck.check("mailer", "identity", env=env) == [], timeout=20)

@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import pytest
 from identity.app import create_app
 from identity.handlers import on_customer_created
-from identity.models import OutgoingMail, User
-from sqlalchemy import select
+from identity.models import User
+from sqlalchemy import Row, select
 
 from shared import auth, migrations
 from shared.auth import Principal
 from shared.db import Database
 from shared.events import parse_envelope
+from shared.mail import outgoing_mail
 from tests.conftest import TEST_SECRET
 
 CUSTOMERS = {"100001": ("25083325", "Účetnictví Novák s.r.o."), "100002": ("27082440", "Stavebniny Morava a.s.")}
@@ -42,10 +43,12 @@ class IdentityApi:
         with self.database.unit_of_work() as session:
             return session.scalars(select(User.id).where(User.email == email)).one()
 
-    def mails_to(self, email: str) -> list[OutgoingMail]:
+    def mails_to(self, email: str) -> list[Row]:
         with self.database.unit_of_work() as session:
             return list(
-                session.scalars(select(OutgoingMail).where(OutgoingMail.recipient == email).order_by(OutgoingMail.id))
+                session.execute(
+                    select(outgoing_mail).where(outgoing_mail.c.recipient == email).order_by(outgoing_mail.c.id)
+                )
             )
 
     def token_from_mail(self, email: str, page: str) -> str:

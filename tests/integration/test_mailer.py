@@ -1,6 +1,7 @@
-"""identity's mailer against a real SMTP server (aiosmtpd) and a migrated identity database,
-on SQLite and PostgreSQL: what was queued in a committed transaction is delivered exactly once,
-what was rolled back never; an SMTP outage or a refused recipient loses nothing."""
+"""The shared mailer (shared.mailer) against a real SMTP server (aiosmtpd) and a migrated
+identity database, on SQLite and PostgreSQL: what was queued in a committed transaction is
+delivered exactly once, what was rolled back never; an SMTP outage or a refused recipient
+loses nothing. Any service whose migration calls `shared.mail.create_table(op)` gets the same."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from identity import mail
-from identity.mailer import Mailer
-from identity.models import OutgoingMail
-from sqlalchemy import func, select
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import Row, func, select
 
-from shared import migrations
+from shared import mail, migrations
 from shared.db import Database
+from shared.mail import outgoing_mail
+from shared.mailer import Mailer, main
 from tests.support import Background, SmtpInbox, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +52,9 @@ def queue(database: Database, recipient: str, subject: str = SUBJECT, body: str 
         mail.queue(session, recipient, subject, body)
 
 
-def rows(database: Database) -> list[OutgoingMail]:
+def rows(database: Database) -> list[Row]:
     with database.unit_of_work() as session:
-        return list(session.scalars(select(OutgoingMail).order_by(OutgoingMail.id)))
+        return list(session.execute(select(outgoing_mail).order_by(outgoing_mail.c.id)))
 
 
 def make_mailer(settings_for, database: Database, port: int, **options) -> Mailer:
@@ -188,7 +191,7 @@ def test_two_mailers_on_postgresql_deliver_each_mail_exactly_once(settings_for, 
         assert sum(sent.values()) == 100
         assert min(sent.values()) > 0, f"both mailers should have worked side by side: {sent}"
         with database.unit_of_work() as session:
-            assert session.scalar(select(func.count()).where(OutgoingMail.attempts != 0)) == 0
+            assert session.scalar(select(func.count()).where(outgoing_mail.c.attempts != 0)) == 0
     finally:
         database.dispose()
 
@@ -201,31 +204,94 @@ def test_the_mailer_touches_its_heartbeat(settings_for, database, smtp_inbox, tm
         wait_until(lambda: beat.stat().st_mtime > first, timeout=10)  # it keeps beating
 
 
-def test_python_m_identity_mailer_sends_and_stops_on_sigterm(tmp_path, smtp_inbox):
-    url = f"sqlite:///{tmp_path / 'identity.db'}"
-    migrations.upgrade("identity", url)
-    database = Database(url)
-    queue(database, "process@example.com")
+def run_mailer_process(service: str, url: str, smtp_inbox, recipient: str):
+    """`python -m shared.mailer <service>` as the Procfile runs it, until it delivered to
+    `recipient` and then stopped on SIGTERM: (the message, the process's stderr, its exit code)."""
     env = {
         **os.environ,
-        "IDENTITY_DATABASE_URL": url,
+        f"{service.upper()}_DATABASE_URL": url,
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_inbox.port),
         "MAIL_FROM": SENDER,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "identity.mailer"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "shared.mailer", service], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
     try:
-        message = smtp_inbox.wait_for("process@example.com")
+        message = smtp_inbox.wait_for(recipient)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    return message, stderr, process.returncode
+
+
+def log_lines(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_python_m_shared_mailer_identity_sends_and_stops_on_sigterm(tmp_path, smtp_inbox):
+    url = f"sqlite:///{tmp_path / 'identity.db'}"
+    migrations.upgrade("identity", url)
+    database = Database(url)
+    try:
+        queue(database, "process@example.com")
+        message, stderr, returncode = run_mailer_process("identity", url, smtp_inbox, "process@example.com")
+        assert rows(database)[0].sent_at is not None
+    finally:
         database.dispose()
-    assert process.returncode == 0, stderr
+    assert returncode == 0, stderr
     assert str(message["From"]) == SENDER
-    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert message["Message-ID"].startswith("<identity.1.")
+    lines = log_lines(stderr)
     assert lines and all(line["component"] == "identity-mailer" for line in lines)
+
+
+def create_with_helper(url: str) -> None:
+    """What a service's migration does: `shared.mail.create_table(op)`."""
+    database = Database(url)
+    try:
+        with database.engine.begin() as connection:
+            mail.create_table(Operations(MigrationContext.configure(connection)))
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_create_table_builds_the_table_identitys_migration_built(backend, request, tmp_path):
+    url = (
+        f"sqlite:///{tmp_path / 'other.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("new_database")("mailtable")
+    )
+    create_with_helper(url)
+    database = Database(url)
+    try:
+        with database.engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), mail.metadata) == []
+    finally:
+        database.dispose()
+
+
+def test_another_service_runs_its_own_mailer_on_its_own_table(tmp_path, smtp_inbox):
+    """The forum (or any service) queues into its own database; its mailer names itself."""
+    url = f"sqlite:///{tmp_path / 'forum.db'}"
+    create_with_helper(url)
+    database = Database(url)
+    try:
+        queue(database, "digest@example.com", "Novinky ve fóru / Forum digest", "Nové příspěvky.\n")
+        message, stderr, returncode = run_mailer_process("forum", url, smtp_inbox, "digest@example.com")
+    finally:
+        database.dispose()
+    assert returncode == 0, stderr
+    assert str(message["Subject"]) == "Novinky ve fóru / Forum digest"
+    assert message["Message-ID"].startswith("<forum.1.")
+    lines = log_lines(stderr)
+    assert lines and all(line["component"] == "forum-mailer" for line in lines)
+
+
+def test_the_mailer_needs_a_service_name():
+    with pytest.raises(SystemExit, match="usage: python -m shared.mailer <service>"):
+        main([])

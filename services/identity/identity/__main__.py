@@ -15,6 +15,7 @@ import sys
 
 from sqlalchemy import select
 
+from identity import people
 from identity.models import User
 from identity.passwords import hash_password
 from shared import migrations
@@ -32,6 +33,8 @@ def ensure_staff(database: Database, email: str, password: str, name: str = "Ven
         user.staff = True
         user.status = "active"
         user.password_hash = hash_password(password)
+        session.flush()  # a new user gets its id
+        people.announce(session, user.id)  # a new staff account, or an account made staff
         return user
 
 

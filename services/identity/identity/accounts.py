@@ -1,4 +1,4 @@
-"""Signing in, resetting and changing passwords, accepting an invitation.
+"""Signing in, resetting and changing passwords, accepting an invitation, the display name.
 
 Every failure of a sign-in looks the same from outside (status, body, and timing: an unknown
 e-mail still verifies a dummy hash). Failed sign-ins are counted per account and per client;
@@ -13,7 +13,7 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from identity import limits, mail, tokens
+from identity import limits, mail, people, tokens
 from identity.models import User
 from identity.passwords import hash_password, needs_rehash, verify_password
 from shared import throttle
@@ -81,6 +81,7 @@ def accept_invitation(session: Session, raw_token: str, password: str) -> User:
         raise tokens.TokenUnknown()
     user.password_hash = hash_password(password)
     user.status = "active"
+    people.announce(session, user.id)
     return user
 
 
@@ -90,3 +91,14 @@ def change_password(session: Session, user_id: str, current: str, new: str) -> b
         return False
     user.password_hash = hash_password(new)
     return True
+
+
+def rename(session: Session, user_id: str, name: str) -> User | None:
+    """Set the display name of an account that may sign in (None when it may not); other
+    services learn it from `identity.user.changed`."""
+    user = session.get(User, user_id)
+    if user is None or user.status != "active":
+        return None
+    user.name = name
+    people.announce(session, user.id)
+    return user

@@ -4,6 +4,7 @@ turns their exceptions into problem documents."""
 from __future__ import annotations
 
 import functools
+import re
 
 from flask import Response
 from flask.views import MethodView
@@ -37,7 +38,27 @@ class Email(fields.Email):
 
 # Long enough for any real password; the policy (8..128) is checked before any hashing.
 Password = functools.partial(fields.String, required=True, validate=validate.Length(min=1, max=1024))
-Name = functools.partial(fields.String, required=True, validate=validate.Length(min=1, max=200))
+
+# What a person's name may not hold, since others see it (the forum shows it with each post):
+# control characters (C0, DEL, C1), line and paragraph separators, lone surrogates, and the
+# bidirectional overrides and isolates that would reorder the text shown around it.
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _printable(name: str) -> None:
+    if _NOT_IN_NAMES.search(name):
+        raise ValidationError("Use letters, digits, spaces and punctuation only (no control characters).")
+
+
+class Name(fields.String):
+    """A person's display name: trimmed, then 1 to 200 characters, no control characters."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", True)
+        super().__init__(validate=[validate.Length(min=1, max=200), _printable], **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
 class AddressSchema(Schema):
@@ -94,6 +115,10 @@ class MeSchema(Schema):
     name = fields.String()
     staff = fields.Boolean()
     memberships = fields.List(fields.Nested(MembershipSchema))
+
+
+class MeChangeSchema(Schema):
+    name = Name()
 
 
 class CredentialsSchema(Schema):
@@ -325,37 +350,56 @@ class MyPassword(MethodView):
         return {"status": "changed"}
 
 
+def _no_longer_active() -> Problem:
+    return Problem(401, "unauthenticated", "Sign-in required", "This account is no longer active.")
+
+
+def _me(session, user: User) -> dict:
+    rows = session.execute(
+        select(Membership, CustomerProfile.company_name)
+        .join(CustomerProfile, CustomerProfile.customer_number == Membership.customer_number)
+        .where(Membership.user_id == user.id)
+        .order_by(CustomerProfile.company_name)
+    ).all()
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "staff": user.staff,
+        "memberships": [
+            {
+                "customer_number": m.customer_number,
+                "company_name": company_name,
+                "administrator": m.administrator,
+                "rights": m.effective_rights(),
+            }
+            for m, company_name in rows
+        ],
+    }
+
+
 @accounts_api.route("/me")
 class Me(MethodView):
     @signed_in
     @accounts_api.response(200, MeSchema)
     def get(self):
-        principal = signed_in_user()
+        """The signed-in person and the profiles they belong to."""
         with database().unit_of_work() as session:
-            user = session.get(User, principal.user_id)
+            user = session.get(User, signed_in_user().user_id)
             if user is None or user.status != "active":
-                raise Problem(401, "unauthenticated", "Sign-in required", "This account is no longer active.")
-            rows = session.execute(
-                select(Membership, CustomerProfile.company_name)
-                .join(CustomerProfile, CustomerProfile.customer_number == Membership.customer_number)
-                .where(Membership.user_id == user.id)
-                .order_by(CustomerProfile.company_name)
-            ).all()
-            return {
-                "id": user.id,
-                "email": user.email,
-                "name": user.name,
-                "staff": user.staff,
-                "memberships": [
-                    {
-                        "customer_number": m.customer_number,
-                        "company_name": company_name,
-                        "administrator": m.administrator,
-                        "rights": m.effective_rights(),
-                    }
-                    for m, company_name in rows
-                ],
-            }
+                raise _no_longer_active()
+            return _me(session, user)
+
+    @signed_in
+    @accounts_api.arguments(MeChangeSchema)
+    @accounts_api.response(200, MeSchema)
+    def patch(self, body):
+        """Change one's display name (shown to others, e.g. with forum posts); answers as GET."""
+        with database().unit_of_work() as session:
+            user = accounts.rename(session, signed_in_user().user_id, body["name"])
+            if user is None:
+                raise _no_longer_active()
+            return _me(session, user)
 
 
 # --- a customer profile -------------------------------------------------------------------

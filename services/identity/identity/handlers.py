@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from identity import people
 from identity.models import CustomerProfile
 from shared.db import as_utc
 from shared.events import Event
@@ -24,7 +25,7 @@ def on_customer_created(session: Session, event: Event) -> None:
         )
     elif as_utc(profile.source_updated_at) < event.occurred_at:
         profile.company_id = data["company_id"]
-        profile.company_name = data["company_name"]
+        _rename(session, profile, data["company_name"])
         profile.source_updated_at = event.occurred_at
 
 
@@ -38,10 +39,17 @@ def on_customer_updated(session: Session, event: Event) -> None:
         return
     if as_utc(profile.source_updated_at) >= event.occurred_at:
         return
-    profile.company_name = data["company_name"]
+    _rename(session, profile, data["company_name"])
     if profile.contacts_version == 0:
         profile.billing_address = data.get("billing_address")
     profile.source_updated_at = event.occurred_at
+
+
+def _rename(session: Session, profile: CustomerProfile, company_name: str) -> None:
+    """A new company name reaches the people shown with it (identity.user.changed)."""
+    if profile.company_name != company_name:
+        profile.company_name = company_name
+        people.announce_members(session, profile.customer_number)
 
 
 HANDLERS = {

@@ -1,9 +1,10 @@
 """The e-mails identity sends, queued in the transaction that causes them.
 
-`queue()` writes an `outgoing_mail` row next to the change (a registration, an invitation):
-if the transaction commits the mail will go out, if it rolls back no mail mentions a change
-that never happened. `python -m identity.mailer` sends the rows. Mails are in Czech first,
-then English, since we do not know the reader's language yet.
+Each function writes its mail with `shared.mail.queue()` as an `outgoing_mail` row next to
+the change (a registration, an invitation): if the transaction commits the mail will go out,
+if it rolls back no mail mentions a change that never happened. `python -m shared.mailer
+identity` sends the rows. Mails are in Czech first, then English, since we do not know the
+reader's language yet.
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from identity.models import OutgoingMail
+from shared.mail import queue
 
 SIGNATURE = "Zákaznické centrum / Customer Center"
-
-
-def queue(session: Session, recipient: str, subject: str, body: str) -> None:
-    session.add(OutgoingMail(recipient=recipient, subject=subject, body=body, attempts=0))
 
 
 def _when(moment: datetime) -> str:

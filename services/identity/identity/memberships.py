@@ -3,6 +3,8 @@
 Every change of a membership bumps its version and is announced (`identity.membership.changed`
 with the whole new state), so other services can keep their own copy for their own checks and
 ignore an older event that arrives late. A profile always keeps at least one administrator.
+Granting or removing a membership may also change the person as others show them (company,
+active): `people.announce` follows each.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from identity import mail, tokens
+from identity import mail, people, tokens
 from identity.models import RIGHTS, CustomerProfile, Membership, User
 from shared.auth import Principal
 from shared.memberships import MissingRight, NotAMember
@@ -134,6 +136,7 @@ def add_member(
     session.add(membership)
     session.flush()
     announce(session, membership)
+    people.announce(session, user.id)  # an existing account may gain a company, or become active
     return membership, user
 
 
@@ -187,8 +190,11 @@ def remove_member(session: Session, customer_number: str, user_id: str) -> None:
             )
         )
     ):
-        session.delete(user)
+        session.delete(user)  # never active, so never announced: nobody else knows them
+        session.flush()
+        return
     session.flush()
+    people.announce(session, user_id)  # the company may change, or the person be active no more
 
 
 def _lock_administrators(session: Session, customer_number: str) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from identity import mail, memberships, tokens
+from identity import mail, memberships, people, tokens
 from identity.models import RIGHTS, CustomerProfile, Membership, ProfileClaim, User
 from identity.passwords import hash_password
 from shared.db import as_utc, utc_now
@@ -104,6 +104,7 @@ def confirm(session: Session, raw_token: str) -> User:
     )
     session.flush()
     memberships.announce(session, session.get(Membership, (user.id, claim.customer_number)))
+    people.announce(session, user.id)
     return user
 
 

@@ -1,7 +1,8 @@
-"""The mailer: sends the e-mails identity queued in `outgoing_mail`, losing none.
+"""The mailer: sends the e-mails a service queued in its `outgoing_mail` table, losing none.
 
-Run it beside identity: `python -m identity.mailer` (several at once on PostgreSQL).
-`identity.mail.queue()` writes a row in the transaction that causes the mail, so a mail exists
+Run one beside each service that sends mail: `python -m shared.mailer <service>` (several at
+once on PostgreSQL). It reads the service's own database (`<SERVICE>_DATABASE_URL`).
+`shared.mail.queue()` writes a row in the transaction that causes the mail, so a mail exists
 exactly when its change was committed; this process hands each row to the SMTP server
 (`SMTP_HOST`:`SMTP_PORT`, from `MAIL_FROM`) and sets `sent_at` only after the server accepted
 it. It is modelled on the outbox relay (shared/relay.py): back-off while the server is away,
@@ -43,6 +44,7 @@ from __future__ import annotations
 import logging
 import signal
 import smtplib
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,15 +54,14 @@ from email.utils import format_datetime, parseaddr
 
 from sqlalchemy import and_, func, not_, select, update
 
-from identity.models import OutgoingMail
 from shared import amqp, logs
 from shared.config import Settings
 from shared.db import Database, as_utc
 from shared.heartbeat import Heartbeat
+from shared.mail import outgoing_mail
 
 log = logging.getLogger(__name__)
 
-outgoing_mail = OutgoingMail.__table__
 MAX_ATTEMPTS = 10
 POLL_INTERVAL = 0.2  # seconds between looks at the queue when it is empty (mail is not urgent)
 SMTP_TIMEOUT = 30.0  # seconds for one SMTP command; below HEARTBEAT_MAX_AGE's default of 60
@@ -109,15 +110,17 @@ class Mailer:
         """The e-mail for one `outgoing_mail` row: UTF-8 plain text; non-ASCII headers (the
         sender's name "Zákaznické centrum", Czech subjects) are RFC 2047 encoded and the body is
         quoted-printable, so the message is 7-bit and needs no 8BITMIME from the server.
-        Date is when the mail was queued and Message-ID derives from the row, so a mail sent
-        twice (a crash after the server accepted it) is recognisably the same mail."""
+        Date is when the mail was queued and Message-ID derives from the service and the row,
+        so a mail sent twice (a crash after the server accepted it) is recognisably the same
+        mail, and two services' mails with the same row id never share one."""
         message = EmailMessage(policy=SMTP_POLICY)
         message["From"] = self.settings.mail_from
         message["To"] = row.recipient
         message["Subject"] = row.subject
         created = as_utc(row.created_at)
         message["Date"] = format_datetime(created)
-        message["Message-ID"] = f"<identity.{row.id}.{created:%Y%m%d%H%M%S%f}@{self._message_id_domain}>"
+        stamp = f"{created:%Y%m%d%H%M%S%f}"
+        message["Message-ID"] = f"<{self.settings.service}.{row.id}.{stamp}@{self._message_id_domain}>"
         message.set_content(row.body, charset="utf-8", cte="quoted-printable")  # 7-bit safe
         return message
 
@@ -256,7 +259,9 @@ class Mailer:
     # --- the loop -----------------------------------------------------------------------
     def run_forever(self) -> None:
         backoff = amqp.Backoff()
-        log.info("mailer started: %s:%s", self.settings.smtp_host, self.settings.smtp_port)
+        log.info(
+            "mailer for %s started: %s:%s", self.settings.service, self.settings.smtp_host, self.settings.smtp_port
+        )
         try:
             while not self.stopping.is_set():
                 self.heartbeat.beat()
@@ -299,10 +304,13 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def main() -> None:
-    settings = Settings.from_env("identity")
-    logs.configure("identity-mailer")
-    mailer = Mailer(settings)
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.exit("usage: python -m shared.mailer <service>")
+    service = argv[0]
+    logs.configure(f"{service}-mailer")
+    mailer = Mailer(Settings.from_env(service))
     signal.signal(signal.SIGTERM, mailer.stop)
     signal.signal(signal.SIGINT, mailer.stop)
     mailer.run_forever()
