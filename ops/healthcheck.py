@@ -1,9 +1,9 @@
 """Container health checks for the components that have no HTTP port (relays, consumers,
-identity's mailer).
+mailers).
 
-`python -m ops.healthcheck relay|consumer|mailer <service>` exits 0 when, in this container,
+`python -m ops.healthcheck relay|consumer|mailer|notifier <service>` exits 0 when, in this container,
 1. the component's process runs (its command line is `... -m shared.relay <service>`,
-   `... -m <service>.consumer` or `... -m <service>.mailer`) and is neither a zombie nor
+   `... -m <service>.consumer` or `... -m shared.mailer <service>`) and is neither a zombie nor
    stopped (a consumer run as another module, such as licensing's partner inbox, is named by
    that module: `consumer licensing.partner_inbox` looks for `... -m licensing.partner_inbox`,
    and needs the broker like every consumer), and
@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 PROC = Path("/proc")
 ESTABLISHED = "01"
-KINDS = ("relay", "consumer", "mailer")
+KINDS = ("relay", "consumer", "mailer", "notifier")
 
 
 def expected_argv(kind: str, service: str) -> list[str]:
@@ -47,8 +47,10 @@ def expected_argv(kind: str, service: str) -> list[str]:
         # A dotted name is the consumer's own module (python -m licensing.partner_inbox).
         return ["-m", service if "." in service else f"{service}.consumer"]
     if kind == "mailer":
-        return ["-m", f"{service}.mailer"]
-    raise ValueError(f"unknown component kind {kind!r} (relay, consumer or mailer)")
+        return ["-m", "shared.mailer", service]
+    if kind == "notifier":  # the forum's digest writer: a database poller like a mailer
+        return ["-m", f"{service}.notifier"]
+    raise ValueError(f"unknown component kind {kind!r} (relay, consumer, mailer or notifier)")
 
 
 def find_processes(argv_tail: list[str], proc: Path = PROC) -> list[int]:
@@ -167,7 +169,7 @@ def check(kind: str, service: str, env=os.environ, proc: Path = PROC) -> list[st
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] not in KINDS:
-        print("usage: python -m ops.healthcheck relay|consumer|mailer <service>", file=sys.stderr)
+        print("usage: python -m ops.healthcheck relay|consumer|mailer|notifier <service>", file=sys.stderr)
         return 2
     problems = check(argv[0], argv[1])
     for problem in problems:

@@ -410,9 +410,11 @@ def test_worker_health_checks_name_their_process(services):
         elif command[2].endswith(".consumer"):
             component = command[2].removesuffix(".consumer")
             assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "ops.healthcheck", "consumer", component]
-        elif command[2].endswith(".mailer"):
-            component = command[2].removesuffix(".mailer")
-            assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "ops.healthcheck", "mailer", component]
+        elif command[:3] == ["python", "-m", "shared.mailer"]:
+            assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "ops.healthcheck", "mailer", command[3]]
+        elif command[2].endswith(".notifier"):
+            component = command[2].removesuffix(".notifier")
+            assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "ops.healthcheck", "notifier", component]
         elif command[2] == "licensing.partner_inbox":  # a consumer with a module of its own
             assert service["healthcheck"]["test"] == [
                 "CMD",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from forum import api
+from forum import admin_api, api
 from shared.config import Settings
 from shared.web import service_app
 
@@ -12,5 +12,6 @@ from shared.web import service_app
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("forum")
     app, openapi = service_app(settings, "Customer Center — forum")
-    openapi.register_blueprint(api.categories)
+    openapi.register_blueprint(api.forum)
+    openapi.register_blueprint(admin_api.admin)
     return app

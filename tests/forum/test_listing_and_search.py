@@ -1,0 +1,91 @@
+"""Stable pages while people keep posting, and search that suits Czech, on both engines."""
+
+from __future__ import annotations
+
+
+def _walk(person, path, limit, between_pages=lambda page: None):
+    seen, cursor, page = [], None, 0
+    while True:
+        query = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        answer = person.call("GET", path, query=query).get_json()
+        key = "items" if "items" in answer else "posts"
+        seen += [item["id"] for item in answer[key]]
+        cursor = answer["next"]
+        if not cursor:
+            return seen
+        page += 1
+        between_pages(page)
+
+
+def test_topic_pages_neither_repeat_nor_skip_while_replies_bump_topics(any_forum):
+    forum = any_forum
+    category = forum.category()
+    jana, petr = forum.person("Jana"), forum.person("Petr")
+    topics = [jana.topic(category, f"Téma číslo {n}")["id"] for n in range(12)]  # newest last
+    expected = list(reversed(topics))
+
+    def busy(page):
+        # Between pages, replies move old topics to the top and a new topic starts.
+        petr.reply(topics[page])
+        petr.reply(topics[-page])
+        jana.topic(category, f"Nové téma {page}")
+
+    seen = _walk(petr, f"/api/v1/forum/categories/{category}/topics", 4, busy)
+    assert seen == expected
+    # A fresh walk shows the new order: bumped and new topics first.
+    fresh = _walk(petr, f"/api/v1/forum/categories/{category}/topics", 50)
+    assert len(fresh) == 12 + 2 and fresh[0] not in topics
+
+
+def test_post_pages_are_stable_while_replies_arrive(any_forum):
+    forum = any_forum
+    jana, petr = forum.person("Jana"), forum.person("Petr")
+    topic = jana.topic(forum.category(), "Dlouhá diskuse")["id"]
+    for n in range(9):
+        petr.reply(topic, f"Odpověď {n}")
+    before = _walk(jana, f"/api/v1/forum/topics/{topic}", 100)
+
+    arrived = []
+
+    def reply_between_pages(page):
+        arrived.append(petr.reply(topic, f"Během čtení {page}")["id"])
+
+    seen = _walk(jana, f"/api/v1/forum/topics/{topic}", 3, reply_between_pages)
+    assert seen == before + arrived and len(set(seen)) == len(seen)
+
+
+def _search(person, q):
+    return person.call("GET", "/api/v1/forum/search", query={"q": q}).get_json()["items"]
+
+
+def test_search_finds_czech_words_with_and_without_diacritics(any_forum):
+    forum = any_forum
+    category = forum.category()
+    jana = forum.person("Jana")
+    closing = jana.topic(category, "Roční účetní závěrka", "Jak uzavřít účetnictví za rok 2026?")
+    payroll = jana.topic(category, "Mzdy a zdravotní pojištění", "Přehled pro zdravotní pojišťovnu nejde vytisknout.")
+    jana.reply(payroll["id"], "Pomohla mi **aktualizace** na novou verzi, také pro účetní závěrku.")
+
+    for query in ("účetní závěrka", "ucetni zaverka", "UCETNI ZÁVĚRKA"):
+        assert [h["topic_id"] for h in _search(jana, query)] == [closing["id"]], query
+    # "závěrk" is how "závěrka" and "závěrku" begin: both match, the title's match first.
+    assert [h["topic_id"] for h in _search(jana, "zaverk")] == [closing["id"], payroll["id"]]
+    assert [h["topic_id"] for h in _search(jana, "pojistovnu")] == [payroll["id"]]
+    assert [h["topic_id"] for h in _search(jana, "pojišť")] == [payroll["id"]]  # a prefix of an inflected word
+    reply_hit = _search(jana, "aktualizace")[0]
+    assert reply_hit["post_id"] != payroll["posts"][0]["id"]
+    assert "<mark>aktualizace</mark>" in reply_hit["excerpt_html"] and "**" not in reply_hit["excerpt"]
+    assert _search(jana, "nenalezitelné") == []
+
+
+def test_search_input_cannot_break_the_query(any_forum):
+    forum = any_forum
+    jana = forum.person("Jana")
+    jana.topic(forum.category(), "Export do XML", "Soubor s <b>tagy</b> & znaky")
+    for query in ["'", '"', "a & | ! ( ) :* <->", "export' OR 1=1 --", "NEAR(", "*", "x" * 200, "  "]:
+        answer = jana.call("GET", "/api/v1/forum/search", query={"q": query})
+        assert answer.status_code == 200, (query, answer.get_json())
+    assert _search(jana, "export' OR 1=1 --") == []  # every word must match
+    escaped = _search(jana, "tagy")[0]["excerpt_html"]
+    assert "<b>" not in escaped and "&lt;b&gt;tagy" in escaped  # what they typed, as text
+    assert jana.call("GET", "/api/v1/forum/search", query={"q": ""}).status_code == 422
