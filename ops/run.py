@@ -121,6 +121,11 @@ def main() -> None:
             check=True,
         )
         seed.register_product(suite.web_url("gateway"), admin[0], admin[2], demo_customer, demo.to_register)
+        seed.seed_forum(
+            suite.web_url("gateway"),
+            [(admin[0], admin[2]), (colleague[0], colleague[2])],
+            (env["STAFF_EMAIL"], env["STAFF_PASSWORD"]),
+        )
         banner(env, demo, catcher is not None, folder, admin, colleague)
         supervise(suite, lambda: stopping)
     finally:

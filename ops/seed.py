@@ -29,9 +29,19 @@ CUSTOMERS = [
 ]
 
 FORUM_CATEGORIES = [
-    {"name": "Účetnictví a daně", "description": "Podvojné účetnictví, DPH, daňová evidence.", "position": 1},
+    {
+        "name": "Účetnictví a daně",
+        "description": "Podvojné účetnictví, DPH, daňová evidence.",
+        "position": 1,
+        "product": "ucetnictvi",
+    },
     {"name": "Mzdy a personalistika", "description": "Mzdy, pojištění, personální agenda.", "position": 2},
-    {"name": "Sklady a fakturace", "description": "Zásoby, prodejky, fakturace, e-shop.", "position": 3},
+    {
+        "name": "Sklady a fakturace",
+        "description": "Zásoby, prodejky, fakturace, e-shop.",
+        "position": 3,
+        "product": "sklady",
+    },
     {
         "name": "Instalace a aktualizace",
         "description": "Instalace, síťový provoz, aktualizace programu.",
@@ -234,6 +244,92 @@ def _seed_releases(http: requests.Session, gateway_url: str) -> None:
                 timeout=30,
             )
         )
+
+
+# (category name, title, opening post, replies): the demo users' own words, in Markdown.
+FORUM_TOPICS = [
+    (
+        "Účetnictví a daně",
+        "Kontrolní hlášení DPH: kde najdu chybu v řádku B.2?",
+        "Při kontrole **kontrolního hlášení** mi program hlásí chybu v oddílu B.2 u dodavatele "
+        "bez DIČ. Nesetkal se s tím někdo?",
+        [
+            "Zkontrolujte v adresáři, jestli má dodavatel vyplněné DIČ. U neplátce patří doklad do B.3.",
+            "> Zkontrolujte v adresáři, jestli má dodavatel vyplněné DIČ.\n\nTo bylo ono, děkuji!",
+        ],
+    ),
+    (
+        "Sklady a fakturace",
+        "Hromadný tisk faktur do PDF",
+        "Dá se vytisknout víc faktur najednou, každou do vlastního PDF?\n\n```\nSoubor → Tisk → ...\n```",
+        ["Ano: označte faktury, zvolte *Tisk* a v dialogu zaškrtněte **Každý doklad do samostatného souboru**."],
+    ),
+    (
+        "Instalace a aktualizace",
+        "Síťová verze po aktualizaci nestartuje",
+        "Po instalaci nové verze se stanice nepřipojí k databázi na serveru. Co zkontrolovat?",
+        [],
+    ),
+]
+
+
+def seed_forum(gateway_url: str, people: list[tuple[str, str]], staff: tuple[str, str]) -> None:
+    """A few discussions by the demo users (once: skipped when the forum has topics)."""
+    sessions = [_signed_in(gateway_url, email, password) for email, password in people]
+    moderator = _signed_in(gateway_url, *staff)
+    categories = sessions[0].get(f"{gateway_url}/api/v1/forum/categories", timeout=30).json()["items"]
+    if any(category["topics"] for category in categories):
+        return
+    ids = {category["name"]: category["id"] for category in categories}
+    for number, (category, title, body, replies) in enumerate(FORUM_TOPICS):
+        author = sessions[number % len(sessions)]
+        topic = author.post(
+            f"{gateway_url}/api/v1/forum/topics",
+            json={"category_id": ids[category], "title": title, "body": body},
+            timeout=30,
+        )
+        _expect(topic)
+        topic_id = topic.json()["id"]
+        for index, reply in enumerate(replies):
+            replier = moderator if index == 0 and number == 0 else sessions[(number + index + 1) % len(sessions)]
+            answer = replier.post(
+                f"{gateway_url}/api/v1/forum/topics/{topic_id}/posts", json={"body": reply}, timeout=30
+            )
+            _expect(answer)
+            if index == 0 and number == 0:  # the moderator's answer solved the first question
+                _expect(
+                    author.put(
+                        f"{gateway_url}/api/v1/forum/topics/{topic_id}/solution",
+                        json={"post_id": answer.json()["id"]},
+                        timeout=30,
+                    )
+                )
+    welcome = moderator.post(
+        f"{gateway_url}/api/v1/forum/topics",
+        json={
+            "category_id": ids["Instalace a aktualizace"],
+            "title": "Vítejte ve fóru Zákaznického centra",
+            "body": "Ptejte se, raďte ostatním a **označte odpověď, která vám pomohla**. Příspěvky, které sem "
+            "nepatří, nahlaste tlačítkem *Nahlásit*.",
+        },
+        timeout=30,
+    )
+    _expect(welcome)
+    _expect(
+        moderator.patch(
+            f"{gateway_url}/api/v1/admin/forum/topics/{welcome.json()['id']}", json={"pinned": True}, timeout=30
+        )
+    )
+    for http in (*sessions, moderator):
+        http.delete(f"{gateway_url}/api/v1/sessions/current", timeout=30)
+
+
+def _signed_in(gateway_url: str, email: str, password: str) -> requests.Session:
+    http = requests.Session()
+    answer = http.post(f"{gateway_url}/api/v1/sessions", json={"email": email, "password": password}, timeout=30)
+    answer.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {answer.json()['token']}"
+    return http
 
 
 def register_product(

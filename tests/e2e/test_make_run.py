@@ -85,6 +85,11 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
                 assert {r["version"] for r in releases} >= {"2026.1", "2026.1.1", "5.0"}
                 demo_file = requests.get(releases[0]["files"][0]["url"], timeout=30)
                 assert demo_file.status_code == 200 and len(demo_file.content) == releases[0]["files"][0]["size"]
+                bearer = token.json()["token"]
+                forum = _demo_forum(gateway, bearer)
+                assert forum["topics"] == 4 and forum["pinned"] == ["Vítejte ve fóru Zákaznického centra"]
+                # authors are shown as identity announced them over the broker: with their company
+                wait_until(lambda bearer=bearer: _demo_forum(gateway, bearer)["companies"], timeout=30)
         assert "Demo partner API key:         cc_" in output and "Partner-sold, not registered:" in output
     finally:
         os.killpg(run.pid, signal.SIGINT)
@@ -103,3 +108,20 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
             raise AssertionError(f"something still answers on {port} after Ctrl-C")
         except requests.ConnectionError:
             pass
+
+
+def _demo_forum(gateway: str, token: str) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+    categories = requests.get(f"{gateway}/api/v1/forum/categories", headers=headers, timeout=10).json()["items"]
+    topics = [
+        topic
+        for category in categories
+        for topic in requests.get(
+            f"{gateway}/api/v1/forum/categories/{category['id']}/topics", headers=headers, timeout=10
+        ).json()["items"]
+    ]
+    return {
+        "topics": len(topics),
+        "pinned": [topic["title"] for topic in topics if topic["pinned"]],
+        "companies": {topic["author"]["company_name"] for topic in topics} - {None},
+    }
