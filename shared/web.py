@@ -16,7 +16,8 @@ import uuid
 
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
+from werkzeug.routing import IntegerConverter
 
 from shared import amqp, logs, problems
 from shared.config import Settings
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
 READINESS_CACHE_SECONDS = 2.0
+MAX_ID = 2**31 - 1  # the largest id an Integer column holds on PostgreSQL
 
 
 def service_app(
@@ -34,6 +36,7 @@ def service_app(
 ) -> tuple[Flask, Api]:
     settings.require_secret()
     app = Flask(settings.service)
+    app.url_map.converters["int"] = DatabaseId
     app.config.update(
         API_TITLE=title,
         API_VERSION="v1",
@@ -110,7 +113,24 @@ def _has_body() -> bool:
     return bool(request.content_length) or request.headers.get("Transfer-Encoding") == "chunked"
 
 
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in every service's paths: an id beyond a 32-bit column cannot exist, so it is
+    a `404` at routing rather than an overflow in the database."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 def _register_database_outage(app: Flask) -> None:
+    @app.errorhandler(DataError)
+    def _out_of_range(error: DataError):
+        # A value the schema let through but the column cannot hold (a number too large):
+        # the caller's mistake, never a 500.
+        return problems.problem_response(
+            Problem(422, "value-out-of-range", "Value out of range", "A value is too large for this field.")
+        )
+
     @app.errorhandler(DBAPIError)
     def _database_error(error: DBAPIError):
         if _reachable(app.extensions["database"]):

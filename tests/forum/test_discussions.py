@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from html.parser import HTMLParser
 
 import pytest
@@ -181,6 +183,15 @@ def test_bad_input_gets_clear_problems(forum):
     assert jana.call("GET", "/api/v1/forum/topics/999").status_code == 404
     assert jana.call("GET", f"/api/v1/forum/categories/{category}/topics", query={"cursor": "!!"}).status_code == 422
     assert jana.call("GET", f"/api/v1/forum/categories/{category}/topics", query={"limit": 1000}).status_code == 422
+    # Numbers no column can hold are the caller's mistake, not a database error.
+    assert jana.call("GET", f"/api/v1/forum/topics/{10**20}").status_code == 404
+    huge = {"category_id": 10**12, "title": "Dost dlouhý", "body": "x"}
+    assert jana.call("POST", "/api/v1/forum/topics", huge).status_code == 422
+    topic = jana.topic(category)
+    far = base64.urlsafe_b64encode(json.dumps({"after": 10**30}).encode()).decode()
+    assert jana.call("GET", f"/api/v1/forum/topics/{topic['id']}", query={"cursor": far}).status_code == 422
+    wrong = base64.urlsafe_b64encode(json.dumps({"as_of": 5, "id": "x"}).encode()).decode()
+    assert jana.call("GET", f"/api/v1/forum/categories/{category}/topics", query={"cursor": wrong}).status_code == 422
 
 
 def test_anonymous_callers_get_401_everywhere(forum):

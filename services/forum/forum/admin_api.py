@@ -16,7 +16,7 @@ from forum.api import AuthorSchema, Moment, PageArgs, PostSchema, TopicSummarySc
 from forum.models import Author, Category, Flag, Post, Topic
 from shared.auth import signed_in_user, staff_only
 from shared.problems import Problem
-from shared.web import database, list_of
+from shared.web import MAX_ID, database, list_of
 
 admin = Blueprint("forum-admin", __name__, url_prefix="/api/v1/admin/forum", description="Forum moderation")
 
@@ -40,7 +40,7 @@ class TopicModerationSchema(Schema):
     pinned = fields.Boolean()
     locked = fields.Boolean()
     hidden = fields.Boolean()
-    category_id = fields.Integer(validate=validate.Range(min=1), metadata={"description": "move it there"})
+    category_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "move it there"})
     title = fields.String(validate=validate.Length(min=3, max=200))
 
 
@@ -143,9 +143,7 @@ class AdminFlags(MethodView):
         """Flags oldest first, so the longest-waiting is handled first."""
         with database().unit_of_work() as session:
             me = _staff(session)
-            after = (listing.decode(args["cursor"]) or {}).get("after", 0)
-            if not isinstance(after, int):
-                raise Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.")
+            after = listing.position_id((listing.decode(args["cursor"]) or {}).get("after", 0))
             rows = session.execute(
                 select(Flag, Post, Topic)
                 .join(Post, Post.id == Flag.post_id)

@@ -19,7 +19,7 @@ from shared import throttle
 from shared.auth import signed_in, signed_in_user
 from shared.db import as_utc
 from shared.problems import Problem
-from shared.web import database, list_of
+from shared.web import MAX_ID, database, list_of
 
 forum = Blueprint("forum", __name__, url_prefix="/api/v1/forum", description="Forum: categories, topics, posts")
 
@@ -97,7 +97,7 @@ class PageArgs(Schema):
 
 
 class NewTopicSchema(Schema):
-    category_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    category_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
     title = fields.String(required=True, validate=validate.Length(min=3, max=200))
     body = fields.String(required=True, validate=validate.Length(min=1, max=MAX_BODY))
 
@@ -125,7 +125,7 @@ class FlagSchema(Schema):
 
 
 class SolutionSchema(Schema):
-    post_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    post_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
 
 
 class SubscriptionSchema(Schema):

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 from forum.models import Author, Post, Topic
 from shared.db import as_utc, utc_now
 from shared.problems import Problem
+from shared.web import MAX_ID
 
 
 def encode(cursor: dict) -> str:
@@ -42,6 +43,13 @@ def decode(cursor: str | None) -> dict | None:
         raise Problem(
             422, "invalid-cursor", "Invalid cursor", "Use the `next` value of the previous page as it was."
         ) from None
+
+
+def position_id(value) -> int:
+    """An id kept in a cursor, checked like one taken from a path."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.")
+    return value
 
 
 def _moment(value) -> datetime:
@@ -76,8 +84,8 @@ def topics_page(
         query = query.where(Topic.hidden.is_(False))
     if "id" in position:
         try:
-            pinned, at, topic_id = bool(position["pinned"]), _moment(position["at"]), int(position["id"])
-        except (KeyError, TypeError, ValueError):
+            pinned, at, topic_id = bool(position["pinned"]), _moment(position["at"]), position_id(position["id"])
+        except KeyError:
             raise Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.") from None
         after_in_group = or_(activity < at, and_(activity == at, Topic.id < topic_id))
         query = query.where(
@@ -101,10 +109,7 @@ def posts_page(
 ) -> tuple[list[tuple[Post, Author]], str | None]:
     """One page of a topic's posts, oldest first (hidden ones too: the caller blanks them)."""
     position = decode(cursor) or {}
-    try:
-        after = int(position.get("after", 0))
-    except (TypeError, ValueError):
-        raise Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.") from None
+    after = position_id(position.get("after", 0))
     rows = session.execute(
         select(Post, Author)
         .join(Author, Author.user_id == Post.author_id)

@@ -47,12 +47,6 @@ def render(body: str) -> str:
     )
 
 
-def quote(author_name: str, body: str) -> str:
-    """Markdown that quotes `body` by `author_name`, to start a reply with."""
-    quoted = "\n".join(f"> {line}" if line else ">" for line in body.strip().splitlines())
-    return f"> **{author_name}:**\n>\n{quoted}\n\n"
-
-
 def plain_text(body_html: str) -> str:
     """The words of rendered HTML without its markup: what search indexes and quotes."""
     return html.unescape(nh3.clean(body_html, tags=set()))
