@@ -181,7 +181,7 @@ def topic_summary(topic: Topic, author: Author, last_activity_at=None) -> dict:
         "id": topic.id,
         "title": topic.title,
         "category_id": topic.category_id,
-        "author": authors.view(author, False),
+        "author": authors.view(author, author.staff),
         "replies": topic.replies,
         "created_at": topic.created_at,
         "last_activity_at": last_activity_at or topic.last_activity_at,
