@@ -219,3 +219,16 @@ def test_posting_is_throttled_per_person(forum, monkeypatch):
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert refused.content_type == "application/problem+json"
     petr.reply(topic["id"], "Petr smí")  # the limit is per person
+
+
+def test_recent_topics_of_the_whole_forum_newest_activity_first(forum):
+    pohoda, general = forum.category("POHODA"), forum.category("Obecné", None)
+    jana, petr, support = forum.person("Jana"), forum.person("Petr"), forum.person("Podpora", staff=True)
+    old = jana.topic(pohoda, "Starší dotaz")
+    hidden = petr.topic(general, "Skrytý")
+    new = petr.topic(general, "Novější dotaz")
+    jana.reply(old["id"], "Oživení")  # activity moves the old one up
+    support.call("PATCH", f"/api/v1/admin/forum/topics/{hidden['id']}", {"hidden": True})
+    recent = jana.call("GET", "/api/v1/forum/topics", query={"limit": 5}).get_json()["items"]
+    assert [(t["id"], t["category_name"]) for t in recent] == [(old["id"], "POHODA"), (new["id"], "Obecné")]
+    assert jana.call("GET", "/api/v1/forum/topics", query={"limit": 21}).status_code == 422

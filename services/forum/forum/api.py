@@ -82,6 +82,14 @@ class TopicSummarySchema(Schema):
     solved = fields.Boolean()
 
 
+class RecentTopicSchema(TopicSummarySchema):
+    category_name = fields.String()
+
+
+class RecentArgs(Schema):
+    limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=20))
+
+
 class TopicSchema(TopicSummarySchema):
     category_name = fields.String()
     solution_post_id = fields.Integer(allow_none=True)
@@ -327,6 +335,25 @@ def _throttle_posting(session, me: Author) -> None:
 
 @forum.route("/topics")
 class Topics(MethodView):
+    @signed_in
+    @forum.arguments(RecentArgs, location="query")
+    @forum.response(200, list_of(RecentTopicSchema, "ForumRecentTopicList"))
+    def get(self, args):
+        """The most recently active topics of the whole forum (the profile view shows them)."""
+        with database().unit_of_work() as session:
+            rows = session.execute(
+                select(Topic, Author, Category.name)
+                .join(Author, Author.user_id == Topic.author_id)
+                .join(Category, Category.id == Topic.category_id)
+                .where(Topic.hidden.is_(False))
+                .order_by(Topic.last_activity_at.desc(), Topic.id.desc())
+                .limit(args["limit"])
+            ).all()
+            return {
+                "items": [topic_summary(topic, author) | {"category_name": name} for topic, author, name in rows],
+                "next": None,
+            }
+
     @signed_in
     @forum.arguments(NewTopicSchema)
     @forum.response(201, TopicSchema)

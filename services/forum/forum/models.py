@@ -49,7 +49,10 @@ class Author(Base):
 
 class Topic(Base):
     __tablename__ = "topics"
-    __table_args__ = (Index("ix_topics_listing", "category_id", "pinned", "last_activity_at", "id"),)
+    __table_args__ = (
+        Index("ix_topics_listing", "category_id", "pinned", "last_activity_at", "id"),
+        Index("ix_topics_recent", "last_activity_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))

@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("solution_post_id", sa.Integer(), nullable=True),
     )
     op.create_index("ix_topics_listing", "topics", ["category_id", "pinned", "last_activity_at", "id"])
+    op.create_index("ix_topics_recent", "topics", ["last_activity_at"])
     op.create_table(
         "posts",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
