@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import api, portal
+from gateway import api, overview, portal
 from gateway.sessions import SessionStore
 from gateway.upstream import Upstream
 from shared.config import Settings
@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     openapi.register_blueprint(api.sessions)
+    openapi.register_blueprint(overview.overview)
     app.register_blueprint(api.forwarding)
     app.register_blueprint(portal.portal)
     portal.i18n.init_app(app)
