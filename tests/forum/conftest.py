@@ -37,7 +37,6 @@ class Person:
 class ForumApi:
     def __init__(self, app):
         self.app = app
-        self.client = app.test_client()
         self.database = app.extensions["database"]
         self.consumer = EventConsumer(app.extensions["settings"], HANDLERS, self.database)
         self.versions: dict[str, int] = {}
@@ -48,7 +47,8 @@ class ForumApi:
         else:
             principal = Principal(person.id, email=person.email, name=person.name, staff=person.staff)
         headers = {auth.HEADER: auth.issue(TEST_SECRET, "forum", principal)}
-        return self.client.open(path, method=method, json=body, headers=headers, query_string=query)
+        # A client per call: tests may call from several threads at once.
+        return self.app.test_client().open(path, method=method, json=body, headers=headers, query_string=query)
 
     def person(self, name="Jana Nováková", company="Účetnictví Novák s.r.o.", staff=False, announce=True) -> Person:
         person = Person(self, str(uuid.uuid4()), name, f"{uuid.uuid4().hex[:8]}@example.cz", staff)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 
 import pytest
@@ -232,3 +233,14 @@ def test_recent_topics_of_the_whole_forum_newest_activity_first(forum):
     recent = jana.call("GET", "/api/v1/forum/topics", query={"limit": 5}).get_json()["items"]
     assert [(t["id"], t["category_name"]) for t in recent] == [(old["id"], "POHODA"), (new["id"], "Obecné")]
     assert jana.call("GET", "/api/v1/forum/topics", query={"limit": 21}).status_code == 422
+
+
+def test_simultaneous_replies_are_all_counted(forum):
+    jana = forum.person("Jana")
+    topic = jana.topic(forum.category())
+    people = [forum.person(f"Člověk {n}") for n in range(16)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(pool.map(lambda person: person.reply(topic["id"], f"Od {person.name}"), people))
+    shown = jana.call("GET", f"/api/v1/forum/topics/{topic['id']}", query={"limit": 100}).get_json()
+    assert shown["replies"] == 16 and len(shown["posts"]) == 17
+    assert shown["last_activity_at"] == max(reply["created_at"] for reply in replies)

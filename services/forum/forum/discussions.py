@@ -43,6 +43,14 @@ def post_or_404(session: Session, post_id: int, staff: bool) -> tuple[Post, Topi
     return post, topic_or_404(session, post.topic_id, staff, for_update=True)
 
 
+def _count_replies(session: Session, topic: Topic, change: int, **values) -> None:
+    session.execute(
+        update(Topic).where(Topic.id == topic.id).values(replies=Topic.replies + change, **values),
+        execution_options={"synchronize_session": False},
+    )
+    session.refresh(topic)
+
+
 def _first_post_id(session: Session, topic_id: int) -> int:
     return session.scalar(select(func.min(Post.id)).where(Post.topic_id == topic_id))
 
@@ -92,8 +100,8 @@ def reply(session: Session, author: Author, topic_id: int, body: str) -> Post:
     if topic.locked and not author.staff:
         raise Problem(409, "topic-locked", "Topic locked", "This topic is closed to new posts.")
     post = _add_post(session, topic, author, body, None)
-    topic.replies += 1
-    topic.last_activity_at = post.created_at
+    # In SQL, not read-modify-write: on SQLite the row lock above is no lock at all.
+    _count_replies(session, topic, +1, last_activity_at=post.created_at)
     subscriptions.watch(session, author.user_id, topic_id=topic.id)
     subscriptions.notify_watchers(session, topic, post)
     return post
@@ -191,7 +199,7 @@ def hide_post(session: Session, staff: Author, post_id: int, hidden: bool) -> Po
     if post.id == _first_post_id(session, topic.id):
         topic.hidden = hidden
     else:
-        topic.replies += -1 if hidden else 1
+        _count_replies(session, topic, -1 if hidden else +1)
         if hidden and topic.solution_post_id == post.id:
             topic.solution_post_id = None
     if hidden:  # whoever flagged it has been heard
