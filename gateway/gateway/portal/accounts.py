@@ -14,7 +14,7 @@ from flask import Response, redirect, request, url_for
 from flask_babel import gettext as _
 
 from gateway.portal import calls, forms
-from gateway.portal.views import _error_page, caller, form_page, page, portal
+from gateway.portal.views import _error_page, caller, form_page, page, portal, shown_page
 from gateway.sessions import csrf_ok
 from shared.web import accepts_raw_body, settings
 
@@ -257,9 +257,24 @@ def change_password():
     return _account_page(answer.status, answer.headers, **_failure(answer))
 
 
-def _account_page(status=200, headers=None, message=None, errors=None, done=None) -> Response:
+@portal.post("/account/name")
+@signed_in_form
+def change_name():
+    """The display name others see (e.g. with forum posts)."""
+    name = request.form.get("name", "").strip()
+    answer = calls.call("PATCH", "/api/v1/me", {"name": name})
+    if answer.ok:
+        return redirect(url_for("portal.account", done="name"), 303)
+    return _account_page(answer.status, answer.headers, failed="name", name=name, **_failure(answer))
+
+
+def _account_page(
+    status=200, headers=None, message=None, errors=None, done=None, failed="password", name=None
+) -> Response:
+    """`failed` names the form the message and errors belong to; `name` is what was typed."""
     if calls.me() is None:
         calls.fetch("/api/v1/me")  # identity could not say who this is: its error page
+    shown_page("portal.account")
     return page(
         "portal/account.html",
         status,
@@ -268,6 +283,8 @@ def _account_page(status=200, headers=None, message=None, errors=None, done=None
         message=message,
         errors=errors or {},
         done=done,
+        failed=failed,
+        typed_name=name,
     )
 
 

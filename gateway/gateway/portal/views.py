@@ -69,9 +69,19 @@ def form_page(template: str, endpoint: str, status: int = 200, headers=None, **c
     return response
 
 
+def shown_page(endpoint: str, **arguments) -> None:
+    """Name the page being shown, for a page that a form posted elsewhere shows again: its
+    language links then lead to that page rather than to the form's POST-only address."""
+    g.portal_page = (endpoint, arguments)
+
+
 @portal.app_context_processor
 def _language_context() -> dict:
     def language_url(language: str) -> str:
+        # A form's page shown again after its POST to another path: link to the page itself.
+        if request.method != "GET" and "portal_page" in g:
+            endpoint, arguments = g.portal_page
+            return url_for(endpoint, **arguments, lang=language)
         # Only our own routes: a link built from the raw path could point off-site ("//host").
         if request.blueprint == "portal" and request.endpoint and request.endpoint != "portal.static":
             return url_for(request.endpoint, **(request.view_args or {}), lang=language)
