@@ -129,8 +129,11 @@ def test_watching_is_listed_and_can_be_ended(forum):
     jana.call("PUT", f"/api/v1/forum/categories/{category}/watch")
     listed = jana.call("GET", "/api/v1/forum/subscriptions").get_json()["items"]
     assert [(s["kind"], s["title"]) for s in listed] == [("category", "POHODA"), ("topic", "Aktualizace 2027")]
-    assert jana.call("GET", f"/api/v1/forum/topics/{topic['id']}").get_json()["watching"] is True
+    shown = jana.call("GET", f"/api/v1/forum/topics/{topic['id']}").get_json()
+    assert shown["watching"] is True and shown["watching_category"] is True
     jana.call("DELETE", f"/api/v1/forum/topics/{topic['id']}/watch")
+    shown = jana.call("GET", f"/api/v1/forum/topics/{topic['id']}").get_json()
+    assert shown["watching"] is False and shown["watching_category"] is True  # the category still is
     jana.call("DELETE", f"/api/v1/forum/categories/{category}/watch")
     assert jana.call("GET", "/api/v1/forum/subscriptions").get_json()["items"] == []
     assert jana.call("PUT", "/api/v1/forum/topics/999/watch").status_code == 404

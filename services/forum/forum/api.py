@@ -94,7 +94,8 @@ class TopicSchema(TopicSummarySchema):
     category_name = fields.String()
     solution_post_id = fields.Integer(allow_none=True)
     solution = fields.Nested(PostSchema, allow_none=True, metadata={"description": "the answer, shown first"})
-    watching = fields.Boolean()
+    watching = fields.Boolean(metadata={"description": "the person watches this topic"})
+    watching_category = fields.Boolean(metadata={"description": "the person watches its whole category"})
     posts = fields.List(fields.Nested(PostSchema))
     next = fields.String(allow_none=True)
 
@@ -208,6 +209,7 @@ def topic_view(session, topic: Topic, reader: Author, cursor: str | None, limit:
         post = session.get(Post, topic.solution_post_id)
         if post is not None and not post.hidden:
             solution = post_view(post, session.get(Author, post.author_id), reader, topic)
+    watching_topic, watching_category = subscriptions.watching(session, reader.user_id, topic)
     summary = topic_summary(topic, session.get(Author, topic.author_id))
     summary["author"] = authors.view(session.get(Author, topic.author_id), first.by_staff)
     return {
@@ -215,7 +217,8 @@ def topic_view(session, topic: Topic, reader: Author, cursor: str | None, limit:
         "category_name": session.get(Category, topic.category_id).name,
         "solution_post_id": topic.solution_post_id,
         "solution": solution,
-        "watching": subscriptions.watching(session, reader.user_id, topic),
+        "watching": watching_topic,
+        "watching_category": watching_category,
         "posts": [post_view(post, author, reader, topic) for post, author in page],
         "next": next_cursor,
     }

@@ -55,16 +55,15 @@ def _find(session: Session, user_id: str, topic_id: int | None, category_id: int
     )
 
 
-def watching(session: Session, user_id: str, topic: Topic) -> bool:
-    return (
-        session.scalar(
-            select(Watch.id).where(
-                Watch.user_id == user_id,
-                or_(Watch.topic_id == topic.id, Watch.category_id == topic.category_id),
-            )
+def watching(session: Session, user_id: str, topic: Topic) -> tuple[bool, bool]:
+    """Whether the person watches the topic itself, and whether its whole category."""
+    found = session.execute(
+        select(Watch.topic_id, Watch.category_id).where(
+            Watch.user_id == user_id,
+            or_(Watch.topic_id == topic.id, Watch.category_id == topic.category_id),
         )
-        is not None
-    )
+    ).all()
+    return any(t is not None for t, _ in found), any(c is not None for _, c in found)
 
 
 def of(session: Session, user_id: str) -> list[dict]:
