@@ -85,6 +85,16 @@ class FakeServices:
         data = json.dumps(body).encode() if body else b""
         return SimpleNamespace(status=status, data=data, json=lambda: json.loads(data), headers=headers)
 
+    def request(self, service, method, path, *, query="", body=None, principal=None, **_):
+        """`Upstream.request`, as the profile view (`gateway.overview.gather`) asks: the path may
+        carry its query. A service with nothing scripted for it is not running: the 503 problem
+        `Upstream` raises when it cannot connect."""
+        path, _mark, in_path = path.partition("?")
+        if (method, path) not in self.scripted and service not in self.defaults and service != "identity":
+            self.requests.append(SimpleNamespace(service=service, method=method, path=path, body=None, query=in_path))
+            raise Problem(503, "service-unavailable", headers={"Retry-After": "5"})
+        return self.call(service, method, path, json.loads(body) if body else None, principal, query or in_path)
+
     def _default(self, service, method, path):
         if service in self.defaults:
             return self.defaults[service](method, path)

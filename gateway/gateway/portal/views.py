@@ -3,14 +3,17 @@ errors as HTML pages in the chosen language (API paths keep problem+json)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from gateway import api
+from gateway import api, overview
 from gateway.portal import calls, forms, i18n
 from gateway.sessions import CSRF_FORM_FIELD, csrf_ok
+from shared.logs import current_correlation_id
 from shared.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from shared.problems import Problem
 from shared.web import accepts_raw_body, settings
@@ -92,7 +95,94 @@ def _language_context() -> dict:
 
 @portal.get("/")
 def home():
-    return page("portal/home.html", active="home")
+    """Anonymous visitors: what the Customer Center offers. Signed in: the profile view of the
+    current profile (its company, licenses, newest releases, news and the forum), then the
+    person's profiles with the switcher."""
+    person = calls.me() if caller() is not None else None
+    profile = calls.current_profile(person)
+    shown = profile_overview(str(profile["customer_number"])) if profile is not None else None
+    return page("portal/home.html", active="home", overview=shown)
+
+
+# --- the profile view on the home page -------------------------------------------------------
+# What the home page lists of each part; the part's own page has the rest.
+HOME_LICENSES = 5
+HOME_NEWS = 3
+HOME_TRAININGS = 3
+# The parts in the order the page shows them.
+OVERVIEW_PARTS = ("profile", "licenses", "downloads", "news", "forum")
+
+
+def profile_overview(customer_number: str) -> dict | None:
+    """The profile view (`gateway.overview.gather`: every service asked in parallel, as this
+    person, each with its own timeout) shaped for the home page; None when no service knows
+    the profile as this person's (a membership just ended)."""
+    from gateway.portal.distribution import date_only, date_time  # distribution.py imports this module
+
+    try:
+        view = overview.gather(api.upstream(), customer_number, calls.principal(), current_correlation_id())
+    except Problem:
+        return None
+    restricted = set(view["restricted"])
+    # A part nobody refused but that came back empty (the service has not heard of the new
+    # membership yet, a 404) cannot be shown either: it will be there in a moment.
+    unavailable = {part for part in OVERVIEW_PARTS if part not in restricted and view.get(part) is None}
+    shown = [part for part in OVERVIEW_PARTS if part not in restricted and part not in unavailable]
+    licenses = view.get("licenses") or []
+    # Product codes to names, from the licenses (the releases carry codes only).
+    names = {item.get("product"): item.get("product_name") for item in licenses if item.get("product_name")}
+    news = view.get("news") or {}
+    latest, upcoming = (news.get("news") or [])[:HOME_NEWS], (news.get("trainings") or [])[:HOME_TRAININGS]
+    profile = view.get("profile")
+    return {
+        "customer_number": customer_number,
+        "restricted": restricted,
+        "unavailable": unavailable,
+        "nothing_shown": bool(unavailable) and not shown,
+        # Until a delivery address is set, goods go to the billing one (as the contacts page says).
+        "company": profile and profile | {"delivery_same": not profile.get("delivery_address")},
+        "licenses": [_license(item) for item in licenses[:HOME_LICENSES]],
+        "licenses_total": len(licenses),
+        "downloads": [
+            item
+            | {
+                "product_label": names.get(item.get("product")) or item.get("product"),
+                "released": date_only(item.get("released_on")),
+            }
+            for item in view.get("downloads") or []
+        ],
+        "news": [item | {"published": date_only(item.get("published_at"))} for item in latest],
+        "trainings": [item | {"starts": date_time(item.get("starts_at"))} for item in upcoming],
+        "topics": [
+            item | {"last_activity": date_time(item.get("last_activity_at"))} for item in view.get("forum") or []
+        ],
+    }
+
+
+def _license(item: dict) -> dict:
+    """A license with its support in words: when it ends within 60 days, in how many days."""
+    from gateway.portal.distribution import date_only
+
+    state = item.get("support_status") or "none"
+    until = item.get("support_until")
+    text = _("no support")
+    if state == "expiring":
+        days = max(0, (date.fromisoformat(str(until)[:10]) - date.today()).days)
+        text = (
+            _("Support ends today")
+            if days == 0
+            else ngettext("Support ends in %(num)d day", "Support ends in %(num)d days", days)
+        )
+    elif state == "expired":
+        text = _("Support ended on %(date)s", date=date_only(until))
+    elif state == "active":
+        text = _("Support until %(date)s", date=date_only(until))
+    return item | {
+        "product_label": item.get("product_name") or item.get("product"),
+        "support_state": state if state in ("active", "expiring", "expired") else "none",
+        "support_text": text,
+        "support_date": date_only(until) if state == "expiring" else None,
+    }
 
 
 @portal.get("/sign-in")
