@@ -71,6 +71,7 @@ class OutboxRelay:
     def publish_pending(self) -> int:
         """Publish one batch of unsent events; returns how many the broker confirmed."""
         published: list[int] = []
+        lost_broker: Exception | None = None
         with self.database.engine.connect() as connection, connection.begin():
             rows = connection.execute(
                 sql_select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body, outbox.c.correlation_id)
@@ -105,10 +106,10 @@ class OutboxRelay:
             except amqp.CONNECTION_ERRORS as error:
                 log.warning("broker connection lost while publishing: %s", error)
                 self._close_broker()
-                if published:
-                    self._mark_published(connection, published)
-                raise
+                lost_broker = error  # raised below, once the confirmed rows are marked and committed
             self._mark_published(connection, published)
+        if lost_broker is not None:
+            raise lost_broker
         return len(published)
 
     def _mark_published(self, connection, ids: list[int]) -> None:

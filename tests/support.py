@@ -203,3 +203,168 @@ def membership_event(user_id: str, customer_number: str, rights=(), active: bool
 
     data = {"user_id": user_id, "customer_number": customer_number, "rights": list(rights), "active": active}
     return Event("", "identity.membership.changed", 1, datetime.now(UTC), "identity", None, data)
+
+
+# --- fault tests: a database link that can be cut, queues as the broker counts them ----------
+class TcpProxy:
+    """A TCP forwarder on a free local port (e.g. between a service and PostgreSQL), with two
+    threads per connection. `cut()` drops every open connection and, until `restore()`,
+    resets each new one at once (the client gets an error straight away, as from a database
+    host that refuses it); the port stays this proxy's throughout. `url_for(url)` is the
+    given URL with this proxy as its host and port."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self._lock = threading.Lock()
+        self._sockets: set = set()
+        self._cut = threading.Event()
+        self._stopped = threading.Event()
+        self._listener = None
+        self._accepting: threading.Thread | None = None
+        self.port = 0
+        self.connections = 0  # forwarded since the start
+        self.refused = 0  # reset while cut
+
+    def url_for(self, url: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
+
+    def start(self) -> TcpProxy:
+        import socket
+
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        listener.settimeout(0.2)
+        self._listener, self.port = listener, listener.getsockname()[1]
+        self._accepting = threading.Thread(target=self._accept, daemon=True, name="proxy-accept")
+        self._accepting.start()
+        return self
+
+    def _accept(self) -> None:
+        import socket
+        import struct
+
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+                client.close()
+                self.refused += 1
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            client.settimeout(None)
+            with self._lock:
+                late = self._cut.is_set()  # cut while we connected: it must not survive the cut
+                if not late:
+                    self._sockets.update((client, upstream))
+                    self.connections += 1
+            if late:
+                client.close()
+                upstream.close()
+                continue
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True, name="proxy-pump").start()
+
+    def _pump(self, source, sink) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close(source)
+            self._close(sink)
+
+    def _close(self, sock) -> None:
+        import socket
+
+        with self._lock:
+            self._sockets.discard(sock)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            open_sockets = list(self._sockets)
+        for sock in open_sockets:
+            self._close(sock)
+
+    def cut(self) -> None:
+        """Drop every open connection (no goodbye to either side) and refuse new ones."""
+        self._cut.set()
+        self._drop_all()
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut.is_set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._accepting is not None:
+            self._accepting.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+        self._drop_all()
+
+
+def queue_message_counts(queue: str) -> tuple[int, int]:
+    """(ready, unacknowledged) messages of a queue, as the broker counts them (rabbitmqctl;
+    the unacknowledged ones are those a consumer holds)."""
+    columns = ["name", "messages_ready", "messages_unacknowledged"]
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-q", *columns, "--formatter", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for row in json.loads(listed.stdout or "[]"):
+        if row["name"] == queue:
+            return int(row["messages_ready"]), int(row["messages_unacknowledged"])
+    raise LookupError(f"no queue {queue}")
+
+
+def publish_many(amqp_url: str, exchange: str, messages: list[tuple[str, bytes, str | None]]) -> None:
+    """Publish (routing key, body, message id) in this order on one confirmed channel."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    for routing_key, body, message_id in messages:
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            body,
+            pika.BasicProperties(message_id=message_id, delivery_mode=2, content_type="application/json"),
+            mandatory=True,
+        )
+    connection.close()
+
+
+@contextlib.contextmanager
+def read_only_database(url: str):
+    """A psycopg connection to a service's PostgreSQL database that can read and never write."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True, options="-c default_transaction_read_only=on") as connection:
+        yield connection

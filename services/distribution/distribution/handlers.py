@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy.orm import Session
 
 from distribution.models import Customer, Entitlement
 from shared import memberships
 from shared.db import as_utc
 from shared.events import Event
+
+# Stamped on a customer that identity's contacts created before licensing's event arrived:
+# older than any licensing event, so licensing's (even one that happened before the contacts
+# changed but arrives after them) still sets the company name.
+NOT_YET_FROM_LICENSING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def on_customer_created(session: Session, event: Event) -> None:
@@ -33,7 +40,7 @@ def on_contact_changed(session: Session, event: Event) -> None:
         customer = Customer(
             customer_number=data["customer_number"],
             company_name=data["company_name"],
-            source_updated_at=event.occurred_at,
+            source_updated_at=NOT_YET_FROM_LICENSING,
             contacts_version=0,
         )
         session.add(customer)
