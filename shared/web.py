@@ -2,10 +2,11 @@
 
 `service_app(settings, ...)` gives a Flask app with: the service's settings and database
 on `app.extensions`, a flask-smorest `Api` (OpenAPI at `/openapi.json`, docs at `/docs`),
-problem+json for every error, JSON-only request bodies (415 otherwise, 413 past
-`MAX_CONTENT_LENGTH`), a correlation id per request (from `X-Correlation-ID` or new),
-`/healthz` (alive) and `/readyz` (database and broker reachable), and no-store caching on
-API answers. Services add their blueprints and nothing else of this kind.
+problem+json for every error (documented as such in the OpenAPI document), JSON-only request
+bodies (415 otherwise, 413 past `MAX_CONTENT_LENGTH`, 400 for anything `shared.strict_json`
+refuses: duplicate names, NaN, deep nesting...), a correlation id per request (from
+`X-Correlation-ID` or new), `/healthz` (alive) and `/readyz` (database and broker reachable),
+and no-store caching on API answers. Services add their blueprints and nothing else of this kind.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from http import HTTPStatus
 
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import INCLUDE, Schema, fields
 from sqlalchemy.exc import DataError, DBAPIError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
-from shared import amqp, logs, problems
+from shared import amqp, logs, problems, strict_json
 from shared.config import Settings
 from shared.db import Database
 from shared.problems import Problem
@@ -29,6 +34,42 @@ log = logging.getLogger(__name__)
 CORRELATION_HEADER = "X-Correlation-ID"
 READINESS_CACHE_SECONDS = 2.0
 MAX_ID = 2**31 - 1  # the largest id an Integer column holds on PostgreSQL
+
+
+class FieldErrorSchema(Schema):
+    field = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """An error as every component answers it (`shared.problems`, RFC 9457)."""
+
+    class Meta:
+        unknown = INCLUDE  # extension members, e.g. `service` on a 503 or `right` on a 403
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "validation failures"})
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, documenting errors the way they are answered: `application/problem+json`
+    with `ProblemSchema` (flask-smorest's own error schema and media type are not what we send)."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self):
+        for status in HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, problems.MEDIA_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "An error (application/problem+json)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, problems.MEDIA_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
 def service_app(
@@ -51,7 +92,7 @@ def service_app(
     app.json.ensure_ascii = False
     app.extensions["settings"] = settings
     app.extensions["database"] = database or Database(settings.database_url)
-    api = Api(app)
+    api = ProblemApi(app)
     problems.register(app)
     _register_database_outage(app)
     _register_request_hooks(app)
@@ -87,10 +128,26 @@ def _register_request_hooks(app: Flask) -> None:
             view_class = getattr(view, "view_class", None)
             method = getattr(view_class, request.method.lower(), None) if view_class else None
             raw_ok = any(getattr(part, "accepts_raw_body", False) for part in (view, view_class, method))
-            if not raw_ok and request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+            if raw_ok:
+                return
+            if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
                 raise Problem(
                     415, "unsupported-media-type", "Unsupported media type", "Send the body as application/json."
                 )
+            # Read (and cached for the view's parser) once here, strictly: whatever parses it
+            # next then sees a body on which every reader agrees.
+            data = request.get_data(cache=True)
+            limit = request.max_content_length
+            if request.content_length is None and limit is not None and len(data) >= limit:
+                # A chunked body has no Content-Length to refuse up front, and werkzeug stops
+                # reading it quietly at the limit: what was read would pass for the whole body.
+                raise RequestEntityTooLarge()
+            try:
+                strict_json.loads(data)
+            except strict_json.MalformedJSON as error:
+                raise Problem(
+                    400, "malformed-json", "Malformed JSON", f"The request body is not valid JSON: {error}."
+                ) from None
 
     @app.after_request
     def _finish(response):
@@ -125,10 +182,15 @@ class DatabaseId(IntegerConverter):
 def _register_database_outage(app: Flask) -> None:
     @app.errorhandler(DataError)
     def _out_of_range(error: DataError):
-        # A value the schema let through but the column cannot hold (a number too large):
-        # the caller's mistake, never a 500.
+        # A value the schema let through but the column cannot hold (a number too large, a NUL
+        # character in a text): the caller's mistake, never a 500.
         return problems.problem_response(
-            Problem(422, "value-out-of-range", "Value out of range", "A value is too large for this field.")
+            Problem(
+                422,
+                "value-out-of-range",
+                "Value out of range",
+                "A value is too large for its field or holds a character that cannot be stored (such as NUL).",
+            )
         )
 
     @app.errorhandler(DBAPIError)

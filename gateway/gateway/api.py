@@ -174,7 +174,10 @@ def forward(_rest: str):
         headers["Authorization"] = request.headers["Authorization"]
     if UPLOADS.match(request.path):
         request.max_content_length = 1 << 40  # installers are GBs: the owning service sets the limit
-    body = request.stream if request.content_length else None
+    # A chunked body has no Content-Length; it is passed on chunked (urllib3 frames a stream of
+    # unknown length so), and werkzeug holds MAX_CONTENT_LENGTH while it is read.
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    body = request.stream if request.content_length or chunked else None
     answer = upstream().request(
         service,
         request.method,

@@ -26,7 +26,8 @@ class NewsItemSchema(Schema):
     published_at = fields.AwareDateTime(load_default=None)
     starts_at = fields.AwareDateTime(load_default=None)
     city = fields.String(load_default=None, validate=validate.Length(max=100))
-    capacity = fields.Integer(load_default=None, validate=validate.Range(min=1, max=10000))
+    # strict: a JSON integer (marshmallow would otherwise take 2.5 as 2)
+    capacity = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1, max=10000))
 
     @validates_schema
     def _events_have_a_date(self, data, **_kwargs):

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from distribution import links
-from distribution.downloads_api import LinkedFileSchema, StoredFileSchema, member_check, store_upload
+from distribution.downloads_api import RAW_UPLOAD, LinkedFileSchema, StoredFileSchema, member_check, store_upload
 from distribution.models import Document, ReleaseFile
 from shared.auth import signed_in, staff_only
 from shared.problems import Problem
@@ -64,6 +64,7 @@ class AdminDocuments(MethodView):
 class DocumentFiles(MethodView):
     @accepts_raw_body
     @staff_only
+    @documents.doc(requestBody=RAW_UPLOAD)
     @documents.response(201, StoredFileSchema)
     def put(self, document_id, name):
         with database().unit_of_work() as session:

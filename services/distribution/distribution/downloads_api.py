@@ -47,6 +47,13 @@ public = Blueprint("files", __name__, url_prefix="/api/v1", description="Signed 
 # Largest file staff may upload (bytes); installers of several GB are normal.
 UPLOAD_LIMIT = int(os.environ.get("UPLOAD_LIMIT") or 20 * 1024**3)
 UPDATE_CHECKS_PER_CLIENT = throttle.limit_from_env("UPDATE_CHECK_CLIENT_LIMIT", "120/3600")
+# What the OpenAPI document says of bodies that are not JSON.
+RAW_UPLOAD = {
+    "required": True,
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+FILE_CONTENT = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
 
 
 def storage() -> Storage:
@@ -222,6 +229,7 @@ class Releases(MethodView):
 class ReleaseFiles(MethodView):
     @accepts_raw_body
     @staff_only
+    @admin.doc(requestBody=RAW_UPLOAD)
     @admin.response(201, StoredFileSchema)
     def put(self, release_id, name):
         """Upload a file (the raw bytes): streamed to storage while its SHA-256 is computed."""
@@ -236,8 +244,16 @@ class ReleaseFiles(MethodView):
 
 def store_upload(name: str, **owner) -> ReleaseFile:
     """Stream the request body into storage and record the file for its release or document."""
-    if not (0 < len(name) <= 200) or name.startswith(".") or "/" in name or "\\" in name:
-        message = "A file name without slashes, at most 200 characters."
+    # The name is only ever a label (storage keys are random), but it goes into the download's
+    # Content-Disposition: a control character (a newline, NUL) would break that answer.
+    if (
+        not (0 < len(name) <= 200)
+        or name.startswith(".")
+        or "/" in name
+        or "\\" in name
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name)
+    ):
+        message = "A file name without slashes or control characters, at most 200 characters."
         raise Problem(
             422, "validation-failed", "Validation failed", message, errors=[{"field": "name", "message": message}]
         )
@@ -358,6 +374,7 @@ class Shipments(MethodView):
 class ShipmentsCsv(MethodView):
     @staff_only
     @admin.arguments(ShipmentQuerySchema, location="query")
+    @admin.doc(responses={200: {"description": "The shipments as CSV", "content": CSV_CONTENT}})
     def get(self, query):
         """The shipping list for the post office."""
         with database().unit_of_work() as session:
@@ -468,6 +485,16 @@ class DownloadHistory(MethodView):
 # --- signed files and the update check ----------------------------------------------------
 @public.route("/files/<int:file_id>/<name>")
 class SignedFile(MethodView):
+    @public.doc(
+        parameters=[
+            {"in": "query", "name": name, "required": True, "schema": {"type": "string"}}
+            for name in ("customer", "expires", "signature")
+        ],
+        responses={
+            200: {"description": "The file", "content": FILE_CONTENT},
+            206: {"description": "The requested range of the file", "content": FILE_CONTENT},
+        },
+    )
     def get(self, file_id, name):
         """A file by signed link: Content-Length, a strong ETag, Range (206/416), If-Range."""
         args = request.args

@@ -49,7 +49,8 @@ def verify(secret: str, file_id: int, customer_number: str, expires: str, given:
     except (TypeError, ValueError):
         raise Tampered() from None
     expected = signature(secret, file_id, customer_number or "", expires_at)
-    if not hmac.compare_digest(expected, given or ""):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, once a 500).
+    if not hmac.compare_digest(expected.encode(), (given or "").encode("utf-8", "replace")):
         raise Tampered()
     if expires_at < time.time():
         raise Expired()

@@ -77,11 +77,13 @@ def publish(session: Session, release: Release) -> bool:
     release.published_at = utc_now()
     if release.kind == "full":
         _ship_dvds(session, release)
+    what = "nová verze" if release.kind == "full" else "aktualizace"
     session.add(
         NewsItem(
             kind="news",
-            title=f"{release.product} {release.version}: {'nová verze' if release.kind == 'full' else 'aktualizace'}",
-            body=release.notes or "",
+            title=f"{release.product} {release.version}: {what}",
+            # A news item always has a body (the API promises one): release notes are optional.
+            body=release.notes or f"{what.capitalize()} {release.version} je ke stažení v Zákaznickém centru.",
             published_at=release.published_at,
         )
     )

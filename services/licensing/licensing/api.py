@@ -89,7 +89,7 @@ class NewLicenseSchema(Schema):
     add_ons = fields.List(
         fields.String(validate=validate.Length(max=60)), load_default=list, validate=validate.Length(max=50)
     )
-    seats = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+    seats = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10000))
     support_until = fields.Date(load_default=None, allow_none=True)
 
 
@@ -154,7 +154,8 @@ class SaleSchema(Schema):
     add_ons = fields.List(
         fields.String(validate=validate.Length(max=60)), load_default=list, validate=validate.Length(max=50)
     )
-    seats = fields.Integer(required=True, validate=validate.Range(min=1, max=10000))
+    # strict: a JSON integer (marshmallow would otherwise take 2.5 as 2 seats, or "3" as 3)
+    seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000))
     sold_on = fields.Date(required=True)
 
     @validates("sold_on")
@@ -475,6 +476,15 @@ def sale_from(body: dict) -> licenses.Sale:
 
 @partner_api.route("/sales")
 class PartnerSales(MethodView):
+    # The body is read by hand (the API key and Idempotency-Key are checked first), so the
+    # document is told about it and about the answer here.
+    @partner_api.doc(
+        parameters=[
+            {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}},
+        ],
+        requestBody={"required": True, "content": {"application/json": {"schema": SaleSchema}}},
+    )
+    @partner_api.response(201, SaleAnswerSchema)
     def post(self):
         """A sale by a partner: an unregistered license, once per Idempotency-Key and per sale."""
         partner = _partner()
@@ -558,6 +568,7 @@ class CustomerLicenses(MethodView):
         return {"items": items, "next": _cursor(offset + query["limit"]) if len(rows) > query["limit"] else None}
 
 
+CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
 CSV_COLUMNS = (
     "installation_number",
     "product_name",
@@ -575,6 +586,7 @@ CSV_COLUMNS = (
 class CustomerLicensesCsv(MethodView):
     @signed_in
     @customer_api.arguments(LicenseQuerySchema, location="query")
+    @customer_api.doc(responses={200: {"description": "The licenses as CSV", "content": CSV_CONTENT}})
     def get(self, query, customer_number):
         with database().unit_of_work() as session:
             _member_check(session, customer_number, "licenses")

@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,8 +51,15 @@ OUTPUT_COLUMNS = (
     "seats",
     "support_until",
 )
+
+
+class _SpreadsheetLicenseSchema(NewLicenseSchema):
+    # A cell is text: "3" is 3 seats here (the API wants a JSON integer); "2.5" is still refused.
+    seats = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+
+
 _CUSTOMER_SCHEMA = NewCustomerSchema()
-_LICENSE_SCHEMA = NewLicenseSchema(exclude=("customer_number",))  # the customer comes from the row
+_LICENSE_SCHEMA = _SpreadsheetLicenseSchema(exclude=("customer_number",))  # the customer comes from the row
 _CZECH_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from licensing.api import SaleSchema, sale_from
 from licensing.licenses import UnknownProduct, record_partner_sale
 from licensing.models import Customer, IdempotentRequest, Partner
-from shared import logs
+from shared import logs, strict_json
 from shared.config import Settings
 from shared.consumer import EventConsumer, Poison
 from shared.db import Database
@@ -137,9 +137,10 @@ class PartnerInbox(EventConsumer):
 
 
 def _json(body: bytes):
+    """Read as the REST API reads a body (`shared.strict_json`): no duplicate names, NaN or deep nesting."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return strict_json.loads(body)
+    except strict_json.MalformedJSON as error:
         raise ValidationError(f"not JSON: {error}") from None
 
 
