@@ -44,7 +44,6 @@ import pytest
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -68,24 +67,6 @@ CONFIG = schemathesis.Config.from_dict(
 
 # Seeded values for path parameters, filled in by the `world` (known only once it exists).
 KNOWN: dict[str, list] = {}
-
-# Answers of the forum that break the contract, found by this module (with a deeper search:
-# FUZZ_MAX_EXAMPLES=60 FUZZ_SEED=7): the forum is someone else's work in progress, so when
-# exactly this shows up it is an expected failure, with the input that shows it; remove the
-# entry once fixed there.
-_TRUNCATED = (
-    "forum: a body's Integer field is not strict, so marshmallow truncates a float and the request "
-    "succeeds (fields.Integer(strict=True) refuses it with a 422): "
-)
-KNOWN_FORUM_BUGS: dict[str, str] = {
-    "POST /api/v1/admin/forum/categories": _TRUNCATED
-    + '{"name": "0", "position": 2.5890419884777833e-42} is a 201 with position 0',
-    "PATCH /api/v1/admin/forum/categories/{category_id}": _TRUNCATED + '{"position": 2.5} is a 200 with position 2',
-    "POST /api/v1/forum/topics": _TRUNCATED
-    + '{"category_id": 1.2, "title": "Dotaz", "body": "x"} is a 201 in category 1',
-    "PATCH /api/v1/admin/forum/topics/{topic_id}": _TRUNCATED + '{"category_id": 1.5} moves the topic to category 1',
-    "PUT /api/v1/forum/topics/{topic_id}/solution": _TRUNCATED + '{"post_id": 2.5} marks post 2',
-}
 
 
 @schemathesis.check
@@ -150,23 +131,14 @@ def _seeded_values(world: World):
     KNOWN.clear()
 
 
-def _validate(case, app, headers: dict[str, str], known_bugs: dict[str, str] | None = None) -> None:
-    try:
-        case.call_and_validate(app=app, headers=headers, checks=CHECKS)
-    except FailureGroup as failures:
-        # A known bug of someone else's service is an expected failure only while it is that
-        # bug (a schema-violating request accepted); anything else there still fails.
-        reason = (known_bugs or {}).get(case.operation.label)
-        if reason and all(isinstance(f, AcceptedNegativeData) for f in failures.exceptions):
-            pytest.xfail(reason)
-        raise
+def _validate(case, app, headers: dict[str, str]) -> None:
+    case.call_and_validate(app=app, headers=headers, checks=CHECKS)
 
 
 # --- each service, directly, as each caller ------------------------------------------------
 def _service_test(service: str):
     schema = _schema(service)
     callers = (*ROLES, "gateway") if service == "identity" else ROLES
-    known_bugs = KNOWN_FORUM_BUGS if service == "forum" else None
 
     @schema.parametrize()
     @pytest.mark.parametrize("caller", callers)
@@ -174,7 +146,7 @@ def _service_test(service: str):
         headers = world.headers(service, caller)
         if service == "licensing":  # partners' systems authenticate with an API key instead
             headers["Authorization"] = f"Bearer {world.partner_key}"
-        _validate(case, world.apps[service], headers, known_bugs)
+        _validate(case, world.apps[service], headers)
 
     test.__name__ = f"test_fuzz_{service}"
     test.__doc__ = f"{service}'s document, every operation, as each caller: no 5xx, answers as documented."
@@ -195,12 +167,11 @@ def test_fuzz_gateway(case, caller: str, world: World):
 
 def _through_gateway_test(service: str):
     schema = _schema(service).exclude(path_regex="^/internal/")
-    known_bugs = KNOWN_FORUM_BUGS if service == "forum" else None
 
     @schema.parametrize()
     def test(case, world: World):
         # The gateway passes the service's answer on (or answers 404/503 itself, as problems).
-        _validate(case, world.gateway, _gateway_headers(world, "member"), known_bugs)
+        _validate(case, world.gateway, _gateway_headers(world, "member"))
 
     test.__name__ = f"test_fuzz_{service}_through_gateway"
     test.__doc__ = f"{service}'s document through the gateway's forwarding, as a signed-in member."

@@ -25,14 +25,14 @@ class AdminCategorySchema(Schema):
     id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     description = fields.String(load_default="", validate=validate.Length(max=500))
-    position = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10000))
+    position = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=10000))
     product = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=40))
 
 
 class AdminCategoryChangeSchema(AdminCategorySchema):
     name = fields.String(validate=validate.Length(min=1, max=100))
     description = fields.String(validate=validate.Length(max=500))
-    position = fields.Integer(validate=validate.Range(min=0, max=10000))
+    position = fields.Integer(strict=True, validate=validate.Range(min=0, max=10000))
     product = fields.String(allow_none=True, validate=validate.Length(min=1, max=40))
 
 
@@ -40,7 +40,9 @@ class TopicModerationSchema(Schema):
     pinned = fields.Boolean()
     locked = fields.Boolean()
     hidden = fields.Boolean()
-    category_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "move it there"})
+    category_id = fields.Integer(
+        strict=True, validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "move it there"}
+    )
     title = fields.String(validate=validate.Length(min=3, max=200))
 
 

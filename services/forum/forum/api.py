@@ -106,7 +106,7 @@ class PageArgs(Schema):
 
 
 class NewTopicSchema(Schema):
-    category_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
+    category_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=MAX_ID))
     title = fields.String(required=True, validate=validate.Length(min=3, max=200))
     body = fields.String(required=True, validate=validate.Length(min=1, max=MAX_BODY))
 
@@ -134,7 +134,7 @@ class FlagSchema(Schema):
 
 
 class SolutionSchema(Schema):
-    post_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
+    post_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=MAX_ID))
 
 
 class SubscriptionSchema(Schema):
