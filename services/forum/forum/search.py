@@ -7,6 +7,8 @@ title with more weight, so a title match ranks above a passing mention in a repl
 
 Every word of the query must match, each as a prefix: Czech inflects, and "faktur" then
 finds "faktura", "faktury" and "fakturu". Hidden posts and hidden topics are not found.
+On PostgreSQL only the newest CANDIDATES matches are ranked, so a word found in a tenth of a
+million posts answers as fast as a rare one (bench/README.md, "scale").
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from forum import markdown
 
 MAX_TERMS = 8
 EXCERPT_WORDS = 30
+CANDIDATES = 500  # PostgreSQL: how many of the newest matches are ranked (see _search_postgresql)
 MARK_START, MARK_END = "\x02", "\x03"  # around matched words in an excerpt; never in text
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -74,18 +77,34 @@ def _visible(include_hidden: bool) -> str:
 def _search_postgresql(session: Session, words: list[str], limit: int, include_hidden: bool) -> list[Hit]:
     # The words are \w+ only, so quoting them for to_tsquery cannot break out of its syntax.
     tsquery = " & ".join(f"'{word}':*" for word in words)
+    # Ranking reads every candidate's tsvector: over a million posts a common word matches a
+    # hundred thousand, so rank the newest CANDIDATES matches only. The planner walks the
+    # primary key backwards for a common word (stopping after CANDIDATES) and uses the GIN
+    # index for a rare one; to choose, it must see the query's value, so every plan is custom
+    # (psycopg prepares repeated statements) and JIT, which costs more than this query, is off.
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    session.execute(text("SET LOCAL jit = off"))
+    visible_posts = "" if include_hidden else "AND NOT p.hidden"
+    visible_topics = "" if include_hidden else "WHERE NOT t.hidden"
     rows = session.execute(
         text(
             f"""
-            SELECT p.topic_id, p.id, t.title, p.body_html
-            FROM posts p JOIN topics t ON t.id = p.topic_id,
-                 to_tsquery('forum_search', :tsquery) AS query
-            WHERE p.search_vector @@ query {_visible(include_hidden)}
-            ORDER BY ts_rank_cd(p.search_vector, query) DESC, p.id DESC
+            WITH candidates AS MATERIALIZED (
+                SELECT p.id, p.topic_id, p.search_vector FROM posts p
+                WHERE p.search_vector @@ to_tsquery('forum_search', :tsquery) {visible_posts}
+                ORDER BY p.id DESC LIMIT :candidates
+            ), best AS (
+                SELECT id, topic_id, ts_rank_cd(search_vector, to_tsquery('forum_search', :tsquery)) AS rank
+                FROM candidates ORDER BY rank DESC, id DESC LIMIT :some
+            )
+            SELECT best.topic_id, best.id, t.title, p.body_html
+            FROM best JOIN topics t ON t.id = best.topic_id JOIN posts p ON p.id = best.id
+            {visible_topics}
+            ORDER BY best.rank DESC, best.id DESC
             LIMIT :limit
             """
         ),
-        {"tsquery": tsquery, "limit": limit},
+        {"tsquery": tsquery, "candidates": CANDIDATES, "some": limit * 3, "limit": limit},
     )
     return [Hit(topic_id, post_id, title, excerpt(body_html, words)) for topic_id, post_id, title, body_html in rows]
 
