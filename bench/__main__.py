@@ -22,6 +22,7 @@ BENCHMARKS = {
     "sale-propagation": "bench.sale_propagation",
     "event-throughput": "bench.event_throughput",
     "download": "bench.download",
+    "scale": "bench.scale",
 }
 
 

@@ -84,6 +84,9 @@ def _search_postgresql(session: Session, words: list[str], limit: int, include_h
     # (psycopg prepares repeated statements) and JIT, which costs more than this query, is off.
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     session.execute(text("SET LOCAL jit = off"))
+    # Two prefixes together gather many postings: with the default 4 MB the bitmap goes lossy
+    # and every row of its pages is checked again.
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
     visible_posts = "" if include_hidden else "AND NOT p.hidden"
     visible_topics = "" if include_hidden else "WHERE NOT t.hidden"
     rows = session.execute(
