@@ -22,6 +22,8 @@ BENCHMARKS = {
     "sale-propagation": "bench.sale_propagation",
     "event-throughput": "bench.event_throughput",
     "download": "bench.download",
+    "profile-fanout": "bench.profile_fanout",
+    "io-concurrency": "bench.io_concurrency",
     "scale": "bench.scale",
 }
 

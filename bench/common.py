@@ -1125,3 +1125,138 @@ class RssSampler:
 
     def growth_kib(self) -> int:
         return max((self.peak.get(pid, 0) - before for pid, before in self.before.items()), default=0)
+
+
+# --- stub services: fixed-delay HTTP answers standing in for a backend ----------------------
+# Used by profile-fanout and io-concurrency (bench/profile_fanout.py, bench/io_concurrency.py):
+# the gateway in front of backends whose answer time is known exactly, so what the gateway
+# adds (fan-out, threads, queueing) is all that differs from the ideal.
+
+
+@dataclass(frozen=True)
+class StubRoute:
+    """One answer of a stub: after `delay` seconds, `status` with `body` (JSON-encoded)."""
+
+    method: str
+    path: str  # without the query string
+    delay: float
+    body: object = None
+    status: int = 200
+
+
+def _stub_process(services: dict[str, list[StubRoute]], ports) -> None:
+    """In its own process: one threaded HTTP/1.1 server (keep-alive, a thread per connection,
+    a deep listen backlog) per service, answering its routes after their delays."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024  # 64 connections opening at once must not meet a full backlog
+
+    def handler_for(routes: list[StubRoute]):
+        table = {
+            (route.method, route.path): (route.delay, route.status, json.dumps(route.body).encode()) for route in routes
+        }
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, the body would wait for
+            # the client's delayed ACK (40 ms on Linux).
+            disable_nagle_algorithm = True
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                found = table.get((self.command, self.path.split("?", 1)[0]))
+                delay, status, data = found if found else (0.0, 404, b'{"status": 404}')
+                if delay:
+                    time.sleep(delay)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
+
+    servers = [Server(("127.0.0.1", 0), handler_for(routes)) for routes in services.values()]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    ports.put({name: server.server_address[1] for name, server in zip(services, servers, strict=True)})
+    for thread in threads:
+        thread.join()
+
+
+class StubServices:
+    """Stub backends in a separate process (so they share no GIL with the load generator),
+    started on `cpus`: `urls[name]` is each service's base URL."""
+
+    def __init__(self, services: dict[str, list[StubRoute]], cpus: set[int] | None = None):
+        self.services = services
+        self.cpus = cpus
+        self.urls: dict[str, str] = {}
+        self._process = None
+
+    def __enter__(self) -> StubServices:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        ports = context.Queue()
+        with affinity(self.cpus):
+            self._process = context.Process(target=_stub_process, args=(self.services, ports), daemon=True)
+            self._process.start()
+        try:
+            self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.get(timeout=30).items()}
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+
+
+def sequential_latencies(
+    url: str, headers: dict[str, str], duration: float, cpus: set[int] | None = None
+) -> tuple[list[float], int]:
+    """One keep-alive connection, one request after the other for `duration` s: every
+    request's latency in ms (for percentiles over several runs), and the failures. At one
+    connection the GIL costs nothing, so wrk is not needed for this."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    latencies: list[float] = []
+    errors = 0
+    with affinity(cpus):
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        clock = time.perf_counter
+        end = clock() + duration
+        try:
+            while clock() < end:
+                began = clock()
+                try:
+                    conn.request("GET", target, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                except (OSError, http.client.HTTPException):
+                    errors += 1
+                    conn.close()
+                    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                    continue
+                if response.status >= 400:
+                    errors += 1
+                else:
+                    latencies.append((clock() - began) * 1000)
+        finally:
+            conn.close()
+    return latencies, errors
