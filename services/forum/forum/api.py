@@ -185,12 +185,13 @@ def post_view(post: Post, author: Author, reader: Author, topic: Topic) -> dict:
     }
 
 
-def topic_summary(topic: Topic, author: Author, last_activity_at=None) -> dict:
+def topic_summary(topic: Topic, author: Author, last_activity_at=None, by_staff: bool | None = None) -> dict:
+    """`by_staff`: how the opening post was written, when known; else the author's status now."""
     return {
         "id": topic.id,
         "title": topic.title,
         "category_id": topic.category_id,
-        "author": authors.view(author, author.staff),
+        "author": authors.view(author, author.staff if by_staff is None else by_staff),
         "replies": topic.replies,
         "created_at": topic.created_at,
         "last_activity_at": last_activity_at or topic.last_activity_at,
@@ -210,10 +211,8 @@ def topic_view(session, topic: Topic, reader: Author, cursor: str | None, limit:
         if post is not None and not post.hidden:
             solution = post_view(post, session.get(Author, post.author_id), reader, topic)
     watching_topic, watching_category = subscriptions.watching(session, reader.user_id, topic)
-    summary = topic_summary(topic, session.get(Author, topic.author_id))
-    summary["author"] = authors.view(session.get(Author, topic.author_id), first.by_staff)
     return {
-        **summary,
+        **topic_summary(topic, session.get(Author, topic.author_id), by_staff=first.by_staff),
         "category_name": session.get(Category, topic.category_id).name,
         "solution_post_id": topic.solution_post_id,
         "solution": solution,
@@ -242,18 +241,14 @@ class Categories(MethodView):
     def get(self):
         with database().unit_of_work() as session:
             reader = signed_in_user()
-            counts = dict(
-                session.execute(
-                    select(Topic.category_id, func.count()).where(Topic.hidden.is_(False)).group_by(Topic.category_id)
-                ).all()
-            )
-            latest = dict(
-                session.execute(
-                    select(Topic.category_id, func.max(Topic.last_activity_at))
+            activity = {
+                category_id: (topics, latest)
+                for category_id, topics, latest in session.execute(
+                    select(Topic.category_id, func.count(), func.max(Topic.last_activity_at))
                     .where(Topic.hidden.is_(False))
                     .group_by(Topic.category_id)
-                ).all()
-            )
+                )
+            }
             watched = set(
                 session.scalars(
                     select(Watch.category_id).where(Watch.user_id == reader.subject, Watch.category_id.is_not(None))
@@ -262,8 +257,8 @@ class Categories(MethodView):
             items = [
                 {
                     **_category(category),
-                    "topics": counts.get(category.id, 0),
-                    "last_activity_at": latest.get(category.id),
+                    "topics": activity.get(category.id, (0, None))[0],
+                    "last_activity_at": activity.get(category.id, (0, None))[1],
                     "watching": category.id in watched,
                 }
                 for category in session.scalars(select(Category).order_by(Category.position, Category.name))
