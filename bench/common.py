@@ -240,6 +240,11 @@ def _wrk(
         if cpus:
             command = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + command
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return _wrk_figures(out)
+
+
+def _wrk_figures(out: str) -> Load:
+    """Throughput, p50/p99 and errors from wrk's `--latency` report."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -706,16 +711,7 @@ def wrk_script_load(url: str, script: str, *, connections: int, duration: float,
         if cpus:
             command = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + command
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    errors = 0
-    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += int(match.group(1))
-    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(n) for n in match.groups())
-    return Load(rps, p50, p99, requests, errors, "wrk")
+    return _wrk_figures(out)
 
 
 class AppliedObserver:
