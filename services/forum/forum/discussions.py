@@ -36,11 +36,12 @@ def topic_or_404(session: Session, topic_id: int, staff: bool, for_update: bool 
     return topic
 
 
-def post_or_404(session: Session, post_id: int, staff: bool) -> tuple[Post, Topic]:
+def post_or_404(session: Session, post_id: int, staff: bool, for_update: bool = False) -> tuple[Post, Topic]:
+    """A post the caller may see, and its topic (locked when the caller is about to change them)."""
     post = session.get(Post, post_id)
     if post is None or (post.hidden and not staff):
         raise not_found("post")
-    return post, topic_or_404(session, post.topic_id, staff, for_update=True)
+    return post, topic_or_404(session, post.topic_id, staff, for_update=for_update)
 
 
 def _count_replies(session: Session, topic: Topic, change: int, **values) -> None:
@@ -109,7 +110,7 @@ def reply(session: Session, author: Author, topic_id: int, body: str) -> Post:
 
 def edit_post(session: Session, author: Author, post_id: int, body: str) -> Post:
     """Authors edit their own posts; the body before each edit is kept as a revision."""
-    post, topic = post_or_404(session, post_id, author.staff)
+    post, topic = post_or_404(session, post_id, author.staff, for_update=True)
     if post.author_id != author.user_id:
         raise Problem(403, "not-your-post", "Not your post", "Only the author can edit a post.")
     if topic.locked and not author.staff:
@@ -192,7 +193,7 @@ def moderate_topic(session: Session, topic_id: int, changes: dict) -> Topic:
 
 def hide_post(session: Session, staff: Author, post_id: int, hidden: bool) -> Post:
     """Hide or show a post again. Hiding the opening post hides the whole topic."""
-    post, topic = post_or_404(session, post_id, staff=True)
+    post, topic = post_or_404(session, post_id, staff=True, for_update=True)
     if post.hidden == hidden:
         return post
     post.hidden = hidden
