@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Request
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 
 from gateway.models import Session
 from shared.auth import Principal
@@ -37,7 +37,7 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    session: Session
+    session: Row  # the sessions table's row (id, user_id, email, name, staff, csrf_token, ...)
     via_cookie: bool
 
     @property
@@ -72,7 +72,7 @@ class SessionStore:
             connection.execute(_INSERT, row)
         return token, Session(**row)
 
-    def find(self, token: str) -> Session | None:
+    def find(self, token: str) -> Row | None:
         """The live session for this token, or None. Read fresh from the database on every
         call (no cache), so a sign-out in any worker takes effect on the next request."""
         now = utc_now()
@@ -80,7 +80,7 @@ class SessionStore:
             row = connection.execute(_FIND, {"token_hash": token_hash(token)}).first()
         if row is None:
             return None
-        session = Session(**row._mapping)
+        session = row  # read-only attribute access is all callers need: no ORM instance to build
         last_seen = as_utc(session.last_seen_at)
         if as_utc(session.expires_at) <= now or last_seen + self.idle <= now:
             with self.database.engine.begin() as connection:
