@@ -4,7 +4,7 @@ Target (docs/quality.md): 64 concurrent requests to an endpoint waiting 50 ms do
 ideal (64 / 0.05 s = 1280 req/s) >= 0.85.
 
 Set-up: the real gateway from the Procfile (gunicorn with gunicorn.conf.py: WEB_CONCURRENCY
-workers × WEB_THREADS threads as the environment gives them, 2 × 8 by default), FORUM_URL
+workers × GATEWAY_WEB_THREADS threads as the environment gives them, 2 × 32 by default), FORUM_URL
 pointing at a stub (`bench.common.StubServices`: its own process, a threaded HTTP/1.1 server,
 a thread per connection) that answers `GET /api/v1/forum/categories` — a path the gateway
 forwards to forum as it is — after 50 ms, and IDENTITY_URL at a stub answering the sign-in's
@@ -18,10 +18,11 @@ the Python generator), of
 Medians; the figure is gateway req/s ÷ ideal, the stub's own rate ÷ ideal beside it.
 
 Every gateway request is in flight for at least 50 ms, so it can serve at most (requests in
-flight) / 0.05 s: with gthread that is workers × threads, 2 × 8 = 16 → 320 req/s = 0.25 of
-ideal, whatever the CPU. `WEB_THREADS=64 python -m bench io-concurrency` (or
-`python -m bench.io_concurrency --threads 8,32,64`, one gateway per setting) shows what more
-threads give.
+flight) / 0.05 s: with gthread that is workers × threads (2 × 8 = 16 gave 320 req/s = 0.25 of
+ideal, whatever the CPU, hence the gateway's own default of 32 threads: 2 × 32 = 64); beyond
+that its CPU per request on its one CPU is the limit. `GATEWAY_WEB_THREADS=64 python -m bench
+io-concurrency` (or `python -m bench.io_concurrency --threads 8,32,64`, one gateway per
+setting) shows what other settings give.
 
 Pinning as elsewhere: the client on CPU 0, the gateway on the other CPU(s); the stub runs on
 the client's CPU (it stands for another machine, and must not take the gateway's CPU).
@@ -73,12 +74,12 @@ def stub_routes(delay: float = DELAY) -> dict[str, list[StubRoute]]:
 
 def _gunicorn_settings(extra_env: dict[str, str]) -> tuple[int, int]:
     workers = int(extra_env.get("WEB_CONCURRENCY") or os.environ.get("WEB_CONCURRENCY") or 2)
-    threads = int(extra_env.get("WEB_THREADS") or os.environ.get("WEB_THREADS") or 8)
+    threads = int(extra_env.get("GATEWAY_WEB_THREADS") or os.environ.get("GATEWAY_WEB_THREADS") or 32)
     return workers, threads
 
 
 def measure(options: Options, log=print, gateway_env: dict[str, str] | None = None) -> dict:
-    """Start the stubs and the gateway (with `gateway_env` on top, e.g. {"WEB_THREADS": "64"}),
+    """Start the stubs and the gateway (with `gateway_env` on top, e.g. {"GATEWAY_WEB_THREADS": "64"}),
     load both paths, return medians and the raw runs."""
     tool = choose_loadgen(options.loadgen)
     split = cpu_split() if options.pin else None
@@ -196,11 +197,11 @@ def run(options: Options, log=print) -> Result:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.io_concurrency --threads 8,32,64`: the benchmark once per gateway
-    WEB_THREADS setting (WEB_CONCURRENCY from `--workers` or the environment)."""
+    GATEWAY_WEB_THREADS setting (WEB_CONCURRENCY from `--workers` or the environment)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.io_concurrency", description=main.__doc__)
-    parser.add_argument("--threads", default="8,32,64", help="WEB_THREADS values for the gateway, comma-separated")
+    parser.add_argument("--threads", default="8,32,64", help="GATEWAY_WEB_THREADS values, comma-separated")
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for the gateway")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5)
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("workers  threads  in flight  gateway req/s  ÷ ideal  stub ÷ ideal  gateway p50  CPU ms/req")
     for threads in [int(t) for t in args.threads.split(",") if t.strip()]:
-        env = {"WEB_THREADS": str(threads)} | ({"WEB_CONCURRENCY": str(args.workers)} if args.workers else {})
+        env = {"GATEWAY_WEB_THREADS": str(threads)} | ({"WEB_CONCURRENCY": str(args.workers)} if args.workers else {})
         f = measure(options, log=print, gateway_env=env)
         print(
             f"{f['workers']:>7}  {f['threads']:>7}  {f['in_flight_limit']:>9}  {f['gateway_rps']:>13.0f}"
