@@ -7,7 +7,6 @@ import jwt
 import pytest
 
 from gateway import upstream as upstream_module
-from gateway.upstream import TOKEN_REUSE, Upstream
 from shared import auth
 from shared.auth import TOKEN_TTL, Principal
 from shared.config import Settings
@@ -23,11 +22,11 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def gateway_upstream() -> Upstream:
-    return Upstream(Settings(service="gateway", database_url="sqlite://", internal_auth_secret=SECRET))
+def gateway_upstream() -> upstream_module.Upstream:
+    return upstream_module.Upstream(Settings(service="gateway", database_url="sqlite://", internal_auth_secret=SECRET))
 
 
-def token(upstream: Upstream, service: str, principal: Principal) -> str:
+def token(upstream: upstream_module.Upstream, service: str, principal: Principal) -> str:
     return upstream.identity_header(service, principal)[auth.HEADER]
 
 
@@ -37,7 +36,7 @@ def test_same_caller_and_service_reuse_the_token_until_it_is_due(gateway_upstrea
     monkeypatch.setattr(auth, "issue", lambda *args: signed.append(args) or real_issue(*args))
     alice = Principal(subject="u-1", email="a@example.cz", session_id="s-1", client="10.0.0.1")
     first = token(gateway_upstream, "forum", alice)
-    clock[0] += TOKEN_REUSE
+    clock[0] += upstream_module.TOKEN_REUSE
     assert token(gateway_upstream, "forum", alice) == first
     assert len(signed) == 1
     clock[0] += 0.5
@@ -61,8 +60,8 @@ def test_a_reused_token_always_has_most_of_its_life_left(gateway_upstream, clock
     claims = jwt.decode(
         token(gateway_upstream, "forum", Principal(subject="u-1")), SECRET, algorithms=["HS256"], audience="forum"
     )
-    # Reused for at most TOKEN_REUSE seconds, so a service receives it with this much left.
-    assert claims["exp"] - claims["iat"] - TOKEN_REUSE >= TOKEN_TTL / 2
+    # Reused for at most upstream_module.TOKEN_REUSE seconds, so a service receives it with this much left.
+    assert claims["exp"] - claims["iat"] - upstream_module.TOKEN_REUSE >= TOKEN_TTL / 2
 
 
 def test_the_cache_stays_bounded(gateway_upstream, clock, monkeypatch):
