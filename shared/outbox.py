@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert
 from sqlalchemy.orm import Session
 
 from shared.events import new_envelope
@@ -24,15 +24,15 @@ NOTIFY_CHANNEL = "cc_outbox"
 def add_event(session: Session, type_: str, data: dict[str, Any], *, producer: str) -> str:
     """Record an event to be published when `session` commits; returns the event id."""
     envelope = new_envelope(type_, data, producer, current_correlation_id())
-    session.execute(
-        insert(outbox).values(
-            event_id=envelope["id"],
-            routing_key=type_,
-            body=json.dumps(envelope, ensure_ascii=False, default=str),
-            correlation_id=envelope["correlation_id"],
-            created_at=datetime.now(UTC),
-        )
+    row = insert(outbox).values(
+        event_id=envelope["id"],
+        routing_key=type_,
+        body=json.dumps(envelope, ensure_ascii=False, default=str),
+        correlation_id=envelope["correlation_id"],
+        created_at=datetime.now(UTC),
     )
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        # The NOTIFY rides on the INSERT (one round trip, not two); still sent only at commit.
+        row = row.returning(func.pg_notify(NOTIFY_CHANNEL, ""))
+    session.execute(row)
     return envelope["id"]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import pika
 import pika.exceptions
 import psycopg
-from sqlalchemy import exists, update
+from sqlalchemy import Connection, bindparam, exists, update
 from sqlalchemy import select as sql_select
 
 from shared import amqp, logs
@@ -34,6 +34,20 @@ from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
+# Built once: a pass runs the same two statements every time, only the values change.
+CLAIM = (
+    sql_select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body, outbox.c.correlation_id)
+    .where(outbox.c.published_at.is_(None))
+    .order_by(outbox.c.id)
+    .limit(bindparam("batch_size"))
+    .with_for_update(skip_locked=True)
+)
+MARK_PUBLISHED = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(published_at=bindparam("published_at"))
+)
+
 
 class OutboxRelay:
     def __init__(self, settings: Settings, database: Database | None = None, batch_size: int = 200):
@@ -45,6 +59,9 @@ class OutboxRelay:
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
         self._listener: psycopg.Connection | None = None
+        # One database connection kept between passes: a pass is then its transaction's
+        # statements only, without a pool checkout and its liveness ping.
+        self._db: Connection | None = None
         self.heartbeat = Heartbeat(settings.heartbeat_file)
 
     # --- broker -------------------------------------------------------------------------
@@ -68,18 +85,27 @@ class OutboxRelay:
         self._connection = self._channel = None
 
     # --- one pass -----------------------------------------------------------------------
+    def _database_connection(self) -> Connection:
+        if self._db is None or self._db.invalidated or self._db.closed:
+            self._close_database()
+            self._db = self.database.engine.connect()
+        return self._db
+
+    def _close_database(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()  # back to the pool, which drops it if it was found broken
+            except Exception:
+                pass
+            self._db = None
+
     def publish_pending(self) -> int:
         """Publish one batch of unsent events; returns how many the broker confirmed."""
         published: list[int] = []
         lost_broker: Exception | None = None
-        with self.database.engine.connect() as connection, connection.begin():
-            rows = connection.execute(
-                sql_select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body, outbox.c.correlation_id)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
+        connection = self._database_connection()
+        with connection.begin():
+            rows = connection.execute(CLAIM, {"batch_size": self.batch_size}).all()
             if not rows:
                 return 0
             try:
@@ -114,7 +140,7 @@ class OutboxRelay:
 
     def _mark_published(self, connection, ids: list[int]) -> None:
         if ids:
-            connection.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC)))
+            connection.execute(MARK_PUBLISHED, {"ids": ids, "published_at": datetime.now(UTC)})
 
     def _mark_failed(self, connection, row_id: int, error: str) -> None:
         connection.execute(
@@ -155,7 +181,9 @@ class OutboxRelay:
             self.heartbeat.beat()
             try:
                 self._open_channel()  # declares the topology at once, even with nothing to send
-                while self.publish_pending() and not self.stopping.is_set():
+                # A batch short of full was all there was: what commits later NOTIFYs us (and a
+                # row left unsent, e.g. refused by the broker, is tried again within a second).
+                while self.publish_pending() == self.batch_size and not self.stopping.is_set():
                     pass
                 backoff.reset()
                 self._wait_for_work(timeout=1.0)
@@ -166,9 +194,11 @@ class OutboxRelay:
                 log.warning("relay pass failed (%s: %s); retrying in %.1fs", type(error).__name__, error, delay)
                 self._close_broker()
                 self._close_listener()
+                self._close_database()
                 self.stopping.wait(delay)
         self._close_broker()
         self._close_listener()
+        self._close_database()
 
     def _close_listener(self) -> None:
         if self._listener is not None:

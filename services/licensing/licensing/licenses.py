@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from licensing import installation_numbers
@@ -60,6 +60,32 @@ class Sale:
     sold_on: date
 
 
+@dataclass(frozen=True)
+class RecordedSale:
+    """A partner's sale as recorded: its license, the customer's number, and whether this
+    call made the license (False: the same sale was recorded before)."""
+
+    license: License
+    customer_number: str
+    created: bool
+
+    def answer(self) -> dict:
+        """What the partner is told, the first time and on every replay."""
+        return {
+            "installation_number": self.license.installation_number,
+            "customer_number": self.customer_number,
+            "status": self.license.status,
+        }
+
+
+def insert_or_skip(session: Session, entity):
+    """`INSERT ... ON CONFLICT DO NOTHING` on PostgreSQL and SQLite: a row whose unique key is
+    taken is skipped without an error, so no savepoint is needed to carry on after it (a
+    conflicting insert still waits for the transaction holding that key to end)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(entity).on_conflict_do_nothing()
+
+
 def check_product(session: Session, code: str, edition: str, add_ons: list[str]) -> Product:
     product = session.get(Product, code)
     if product is None:
@@ -103,39 +129,47 @@ def issue_direct(
     return license_
 
 
-def record_partner_sale(session: Session, partner: Partner, sale: Sale) -> tuple[License, bool]:
+def record_partner_sale(session: Session, partner: Partner, sale: Sale) -> RecordedSale:
     """A partner's sale becomes an unregistered license, once: the same partner_sale_id again
-    returns the license it made the first time. Returns (license, created)."""
-    existing = session.scalars(
-        select(License).where(License.partner_id == partner.id, License.partner_sale_id == sale.partner_sale_id)
-    ).one_or_none()
-    if existing is not None:
-        return existing, False
+    returns the license it made the first time."""
+    known = _recorded_sale(session, partner, sale)
+    if known is not None:
+        return known
     check_product(session, sale.product, sale.edition, sale.add_ons)
     customer = _customer_for_sale(session, sale)
-    try:
-        with session.begin_nested():
-            license_ = _new_license(
-                session,
-                customer=customer,
-                product_code=sale.product,
-                edition=sale.edition,
-                add_ons=sale.add_ons,
-                seats=sale.seats,
-                channel="partner",
-                partner_id=partner.id,
-                partner_sale_id=sale.partner_sale_id,
-                status="unregistered",
-                sold_on=sale.sold_on,
-                support_until=None,
-            )
-    except IntegrityError:  # the same sale arrived by another path at the same moment
-        existing = session.scalars(
-            select(License).where(License.partner_id == partner.id, License.partner_sale_id == sale.partner_sale_id)
-        ).one()
-        return existing, False
-    announce(session, license_, "licensing.license.issued")
-    return license_, True
+    for _ in range(INSTALLATION_NUMBER_DRAWS):
+        license_ = _insert_license(
+            session,
+            customer=customer,
+            product_code=sale.product,
+            edition=sale.edition,
+            add_ons=sale.add_ons,
+            seats=sale.seats,
+            channel="partner",
+            partner_id=partner.id,
+            partner_sale_id=sale.partner_sale_id,
+            status="unregistered",
+            sold_on=sale.sold_on,
+            support_until=None,
+        )
+        if license_ is not None:
+            announce(session, license_, "licensing.license.issued", customer)
+            return RecordedSale(license_, customer.customer_number, created=True)
+        # Skipped: either the same sale arrived by another path at the same moment (its
+        # transaction has committed by now), or the installation number was taken.
+        known = _recorded_sale(session, partner, sale)
+        if known is not None:
+            return known
+    raise RuntimeError("could not draw a free installation number")
+
+
+def _recorded_sale(session: Session, partner: Partner, sale: Sale) -> RecordedSale | None:
+    row = session.execute(
+        select(License, Customer.customer_number)
+        .join(Customer, Customer.id == License.customer_id)
+        .where(License.partner_id == partner.id, License.partner_sale_id == sale.partner_sale_id)
+    ).one_or_none()
+    return RecordedSale(row[0], row[1], created=False) if row is not None else None
 
 
 def _customer_for_sale(session: Session, sale: Sale) -> Customer:
@@ -189,23 +223,30 @@ def change_support(session: Session, number: str, support_until: date | None, re
     return license_
 
 
+# 83 random bits: a collision is practically impossible, but the unique index decides.
+INSTALLATION_NUMBER_DRAWS = 5
+
+
 def _new_license(session: Session, customer: Customer, **fields) -> License:
-    # 83 random bits: a collision is practically impossible, but the unique index decides.
-    for _ in range(5):
-        license_ = License(installation_number=installation_numbers.new(), customer_id=customer.id, version=1, **fields)
-        try:
-            with session.begin_nested():
-                session.add(license_)
-                session.flush()
+    for _ in range(INSTALLATION_NUMBER_DRAWS):
+        license_ = _insert_license(session, customer, **fields)
+        if license_ is not None:
             return license_
-        except IntegrityError as error:
-            if "installation_number" not in str(error.orig):
-                raise
     raise RuntimeError("could not draw a free installation number")
 
 
-def announce(session: Session, license_: License, event_type: str) -> None:
-    customer = session.get(Customer, license_.customer_id)
+def _insert_license(session: Session, customer: Customer, **fields) -> License | None:
+    """A license with a freshly drawn installation number; None when a unique key was taken
+    (the number, or the partner's sale id)."""
+    return session.scalars(
+        insert_or_skip(session, License)
+        .values(installation_number=installation_numbers.new(), customer_id=customer.id, version=1, **fields)
+        .returning(License)
+    ).one_or_none()
+
+
+def announce(session: Session, license_: License, event_type: str, customer: Customer | None = None) -> None:
+    customer = customer or session.get(Customer, license_.customer_id)
     add_event(
         session,
         event_type,

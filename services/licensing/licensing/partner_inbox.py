@@ -43,12 +43,12 @@ import signal
 import pika
 from marshmallow import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from licensing.api import SaleSchema, sale_from
+from licensing.api import SALE_SCHEMA, sale_from
 from licensing.licenses import UnknownProduct, record_partner_sale
-from licensing.models import Customer, IdempotentRequest, Partner
+from licensing.models import Partner
+from licensing.partners import claim_request_key, record_answer
 from shared import logs, strict_json
 from shared.config import Settings
 from shared.consumer import EventConsumer, Poison
@@ -66,6 +66,9 @@ ACCEPTED, REJECTED = 201, 422
 
 
 class PartnerInbox(EventConsumer):
+    # One message per transaction: a rejection is committed before its message is dead-lettered.
+    max_batch = 1
+
     def __init__(self, settings: Settings, database: Database | None = None, prefetch: int = 20):
         queue = Topology(settings.events_namespace).partner_sales_queue
         super().__init__(settings, {}, database, prefetch, name=CONSUMER, queue=queue)
@@ -93,16 +96,9 @@ class PartnerInbox(EventConsumer):
             return _reject(session, partner, user, message_id, reason)
 
         key, fingerprint = KEY_PREFIX + message_id, hashlib.sha256(body).hexdigest()
-        try:
-            with session.begin_nested():
-                # A concurrent delivery of the same message id waits here for the first to commit.
-                session.add(
-                    IdempotentRequest(partner_id=partner.id, key=key, request_hash=fingerprint, status=0, response="")
-                )
-                session.flush()
-        except IntegrityError:
-            earlier = session.get(IdempotentRequest, (partner.id, key))
-            session.refresh(earlier)
+        # A concurrent delivery of the same message id waits here for the first to commit.
+        earlier = claim_request_key(session, partner.id, key, fingerprint)
+        if earlier is not None:
             if earlier.request_hash != fingerprint:
                 reason = f"message_id {message_id!r} was used before for another message"
                 return _reject(session, partner, user, message_id, reason)
@@ -111,28 +107,19 @@ class PartnerInbox(EventConsumer):
                 return earlier.response  # dead-letter it again, announced already
             log.info("duplicate partner message ignored", extra={"event_id": message_id})
             return None
-        record = session.get(IdempotentRequest, (partner.id, key))
 
         try:
-            sale = sale_from(SaleSchema().load(_json(body)))
+            sale = sale_from(SALE_SCHEMA.load(_json(body)))
         except ValidationError as error:
-            return _refuse(session, record, partner, user, message_id, f"invalid sale: {_messages(error)}")
+            return _refuse(session, partner, key, user, message_id, f"invalid sale: {_messages(error)}")
         try:
             with session.begin_nested():  # nothing of a refused sale stays
-                license_, created = record_partner_sale(session, partner, sale)
+                recorded = record_partner_sale(session, partner, sale)
         except UnknownProduct as error:
-            return _refuse(session, record, partner, user, message_id, f"invalid sale: {error}")
+            return _refuse(session, partner, key, user, message_id, f"invalid sale: {error}")
 
-        customer = session.get(Customer, license_.customer_id)
-        record.status = ACCEPTED
-        record.response = json.dumps(
-            {
-                "installation_number": license_.installation_number,
-                "customer_number": customer.customer_number,
-                "status": license_.status,
-            }
-        )
-        log.info("partner sale %s", "recorded" if created else "known already", extra={"event_id": message_id})
+        record_answer(session, partner.id, key, ACCEPTED, json.dumps(recorded.answer()))
+        log.info("partner sale %s", "recorded" if recorded.created else "known already", extra={"event_id": message_id})
         return None
 
 
@@ -150,11 +137,9 @@ def _messages(error: ValidationError) -> str:
     return "; ".join(map(str, error.messages)) if isinstance(error.messages, list) else str(error.messages)
 
 
-def _refuse(
-    session: Session, record: IdempotentRequest, partner: Partner, user: str, message_id: str, reason: str
-) -> str:
+def _refuse(session: Session, partner: Partner, key: str, user: str, message_id: str, reason: str) -> str:
     """Reject a message that has an idempotency row: the row keeps the reason for redeliveries."""
-    record.status, record.response = REJECTED, reason[:1000]
+    record_answer(session, partner.id, key, REJECTED, reason[:1000])
     return _reject(session, partner, user, message_id, reason)
 
 

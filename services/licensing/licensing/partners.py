@@ -3,6 +3,9 @@
 A key is `cc_<key id>_<secret>`: the id finds the row, the secret (32 random bytes) is
 stored only as SHA-256 and compared in constant time. It is shown once, when made; a revoked
 key stops working on the next request.
+
+A partner's writes carry an idempotency key (the REST API's `Idempotency-Key`, the broker's
+`message_id`): `claim_request_key` keeps one `idempotent_requests` row per partner and key.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import hashlib
 import hmac
 import secrets
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from licensing.models import Partner, PartnerKey
+from licensing.licenses import insert_or_skip
+from licensing.models import IdempotentRequest, Partner, PartnerKey
 from shared.db import utc_now
 
 PREFIX = "cc"
@@ -42,12 +47,16 @@ def authenticate(session: Session, api_key: str) -> Partner | None:
     key_id, _, secret = rest.partition("_")
     if prefix != PREFIX or not key_id or not secret:
         return None
-    key = session.get(PartnerKey, key_id)
+    row = session.execute(
+        select(PartnerKey.secret_hash, PartnerKey.revoked_at, Partner)
+        .join(Partner, Partner.id == PartnerKey.partner_id)
+        .where(PartnerKey.id == key_id)
+    ).one_or_none()
     # Compare even when the key is unknown, so a wrong id and a wrong secret take as long.
-    expected = key.secret_hash if key is not None else _hash("no such key")
-    if not hmac.compare_digest(expected, _hash(secret)) or key is None or key.revoked_at is not None:
+    expected = row.secret_hash if row is not None else _hash("no such key")
+    if not hmac.compare_digest(expected, _hash(secret)) or row is None or row.revoked_at is not None:
         return None
-    return session.get(Partner, key.partner_id)
+    return row.Partner
 
 
 def revoke_keys(session: Session, partner_id: str) -> int:
@@ -55,3 +64,27 @@ def revoke_keys(session: Session, partner_id: str) -> int:
     for key in keys:
         key.revoked_at = utc_now()
     return len(keys)
+
+
+def claim_request_key(session: Session, partner_id: str, key: str, fingerprint: str) -> IdempotentRequest | None:
+    """Take `key` for this request (`fingerprint`: the SHA-256 of its body). None: the key is
+    ours, record the answer with `record_answer` in the same transaction. Otherwise the
+    earlier request's row, answered already: a concurrent request with the same key waits in
+    the INSERT until the first one's transaction ends (and takes the key if that rolled back)."""
+    claimed = session.execute(
+        insert_or_skip(session, IdempotentRequest)
+        .values(partner_id=partner_id, key=key, request_hash=fingerprint, status=0, response="", created_at=utc_now())
+        .returning(IdempotentRequest.key)
+    ).first()
+    if claimed is not None:
+        return None
+    return session.get(IdempotentRequest, (partner_id, key), populate_existing=True)
+
+
+def record_answer(session: Session, partner_id: str, key: str, status: int, response: str) -> None:
+    requests = IdempotentRequest.__table__
+    session.execute(
+        update(requests)
+        .where(requests.c.partner_id == partner_id, requests.c.key == key)
+        .values(status=status, response=response)
+    )
