@@ -7,8 +7,13 @@ title with more weight, so a title match ranks above a passing mention in a repl
 
 Every word of the query must match, each as a prefix: Czech inflects, and "faktur" then
 finds "faktura", "faktury" and "fakturu". Hidden posts and hidden topics are not found.
-On PostgreSQL only the newest CANDIDATES matches are ranked, so a word found in a tenth of a
-million posts answers as fast as a rare one (bench/README.md, "scale").
+
+On PostgreSQL only the newest CANDIDATES matches are ranked, so that a word in a tenth of a
+million posts answers as fast as a rare one (bench/README.md, "scale"). A word list kept
+beside the vectors (`post_search_terms`: each word and how many posts it is in) turns each
+prefix into the words it begins, which the GIN index intersects far faster, and tells how
+many posts a query matches before any is read: how far back among the newest posts its
+newest CANDIDATES matches should lie, and which way of finding them is cheapest.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from forum import markdown
 MAX_TERMS = 8
 EXCERPT_WORDS = 30
 CANDIDATES = 500  # PostgreSQL: how many of the newest matches are ranked (see _search_postgresql)
+COMPLETIONS = 64  # PostgreSQL: a prefix is searched as the words it begins, up to this many
+WINDOW_SPREAD = 2  # PostgreSQL: the newest posts searched first should hold this many times CANDIDATES
+WINDOW_MOST = 0.3  # ... and be at most this share of the posts, else all matches are read
+WALK_SHARE = 0.02  # PostgreSQL: a query in this share of the posts or more walks the newest ones
 MARK_START, MARK_END = "\x02", "\x03"  # around matched words in an excerpt; never in text
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -45,11 +54,30 @@ def terms(query: str) -> list[str]:
 def index_post(session: Session, post_id: int, title: str | None, body: str) -> None:
     """(Re)index one post; `title` only for a topic's opening post."""
     if session.get_bind().dialect.name == "postgresql":
+        # The word list counts the posts each word is in: the words the post gains count one
+        # more, the words an edit takes away one less. In word order, so that two posts written
+        # at once wait for each other rather than deadlock on the words they share.
         session.execute(
             text(
-                "UPDATE posts SET search_vector = "
-                "setweight(to_tsvector('forum_search', :title), 'A') || "
-                "setweight(to_tsvector('forum_search', :body), 'B') WHERE id = :id"
+                """
+                WITH changed AS (
+                    UPDATE posts p SET search_vector =
+                        setweight(to_tsvector('forum_search', :title), 'A') ||
+                        setweight(to_tsvector('forum_search', :body), 'B')
+                    FROM posts was WHERE p.id = :id AND was.id = :id
+                    RETURNING was.search_vector AS before, p.search_vector AS after
+                ), counted AS (
+                    SELECT term, sum(change) AS change FROM (
+                        SELECT unnest(tsvector_to_array(after)) AS term, 1 AS change FROM changed
+                        UNION ALL
+                        SELECT unnest(tsvector_to_array(before)), -1 FROM changed WHERE before IS NOT NULL
+                    ) changes
+                    GROUP BY term HAVING sum(change) <> 0
+                )
+                INSERT INTO post_search_terms (term, posts)
+                SELECT term, change FROM counted ORDER BY term
+                ON CONFLICT (term) DO UPDATE SET posts = post_search_terms.posts + excluded.posts
+                """
             ),
             {"id": post_id, "title": title or "", "body": body},
         )
@@ -74,42 +102,178 @@ def _visible(include_hidden: bool) -> str:
     return "" if include_hidden else "AND NOT p.hidden AND NOT t.hidden"
 
 
+@dataclass(frozen=True)
+class _Query:
+    """A search as PostgreSQL runs it, from the word list."""
+
+    prefixes: str  # the tsquery as typed: every word, each a prefix ('faktur':* & 'dph':*)
+    named: str  # the same matches, each prefix as the words it begins (('faktura' | 'faktury') & …)
+    share: float  # of all posts, how many should match (were the words independent of each other)
+    newest: int  # the newest post's id
+
+
+def _quoted(lexeme: str) -> str:
+    """A lexeme as a tsquery operand: a word of a post may hold quotes and backslashes."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _query(session: Session, words: list[str]) -> _Query | None:
+    """The query's words as the index has them (None if none is), and the forum's words each
+    begins, from the word list (`post_search_terms`, kept by index_post)."""
+    rows = session.execute(
+        text(
+            """
+            SELECT w.n, l.lexeme, t.term, t.posts, (SELECT max(id) FROM posts) AS newest
+            FROM unnest(CAST(:words AS text[])) WITH ORDINALITY AS w (word, n)
+            CROSS JOIN LATERAL unnest(to_tsvector('forum_search', w.word)) AS l
+            LEFT JOIN LATERAL (
+                -- In the "C" collation the words beginning with a lexeme sort between it and
+                -- it followed by the highest code point: a range of the primary key.
+                SELECT term, posts FROM post_search_terms
+                WHERE term >= l.lexeme AND term < l.lexeme || chr(1114111)
+                ORDER BY term LIMIT :most
+            ) t ON true
+            ORDER BY w.n, l.lexeme, t.posts DESC
+            """
+        ),
+        {"words": words, "most": COMPLETIONS + 1},
+    ).all()
+    if not rows:
+        return None  # nothing the text search indexes (only underscores, say)
+    newest = max(rows[0].newest or 0, 1)
+    completions: dict[tuple[int, str], list[tuple[str, int]]] = {}
+    for row in rows:
+        found = completions.setdefault((row.n, row.lexeme), [])
+        if row.term is not None:
+            found.append((row.term, row.posts))
+    prefixes, named, share = [], [], 1.0
+    for (_, lexeme), found in completions.items():
+        prefix = f"{_quoted(lexeme)}:*"
+        prefixes.append(prefix)
+        if not found:
+            # The index is asked all the same (it costs nothing): the list only ever speeds
+            # search up, it never hides a post.
+            named.append(prefix)
+            share = 0.0
+        elif len(found) > COMPLETIONS:
+            named.append(prefix)  # a very short prefix: common anyway
+        else:
+            named.append("(" + " | ".join(_quoted(term) for term, _ in found) + ")")
+            share *= min(1.0, sum(max(posts, 0) for _, posts in found) / newest)
+    return _Query(" & ".join(prefixes), " & ".join(named), share, newest)
+
+
 def _search_postgresql(session: Session, words: list[str], limit: int, include_hidden: bool) -> list[Hit]:
-    # The words are \w+ only, so quoting them for to_tsquery cannot break out of its syntax.
-    tsquery = " & ".join(f"'{word}':*" for word in words)
-    # Ranking reads every candidate's tsvector: over a million posts a common word matches a
-    # hundred thousand, so rank the newest CANDIDATES matches only. The planner walks the
-    # primary key backwards for a common word (stopping after CANDIDATES) and uses the GIN
-    # index for a rare one; to choose, it must see the query's value, so every plan is custom
-    # (psycopg prepares repeated statements) and JIT, which costs more than this query, is off.
-    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    session.execute(text("SET LOCAL jit = off"))
-    # Two prefixes together gather many postings: with the default 4 MB the bitmap goes lossy
-    # and every row of its pages is checked again.
-    session.execute(text("SET LOCAL work_mem = '64MB'"))
-    visible_posts = "" if include_hidden else "AND NOT p.hidden"
+    # The plan depends on the query's values, so every plan is custom (psycopg prepares
+    # repeated statements); JIT costs more than this query; with the default 4 MB a bitmap
+    # of many posts goes lossy and every row of its pages is checked again; no part of a
+    # search wants a whole table read (in a small forum the planner would rather read all
+    # of it than walk the newest posts).
+    session.execute(
+        text(
+            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true), "
+            "set_config('work_mem', '64MB', true), set_config('enable_seqscan', 'off', true)"
+        )
+    )
+    query = _query(session, words)
+    if query is None:
+        return []
+    # Only the newest CANDIDATES matches are ranked, and the word list tells where they are:
+    # among the newest posts, in a window expected to hold WINDOW_SPREAD times as many. It
+    # tells the cheapest way to them too, which the planner, guessing from its statistics,
+    # often gets wrong: a common query walks the window (WALK), another one takes the GIN
+    # index's matches in it (MATCHES), or all of them when the window would be most of the forum.
+    window = WINDOW_SPREAD * CANDIDATES / max(query.share, 1e-9)
+    after = query.newest - int(window)
+    if query.share >= WALK_SHARE and window < query.newest:
+        found = _ranked(session, _WALK, query.prefixes, query, limit, include_hidden, after)
+    elif window <= WINDOW_MOST * query.newest:
+        found = _ranked(session, _MATCHES, query.named, query, limit, include_hidden, after)
+    else:
+        found = _ranked(session, _MATCHES, query.named, query, limit, include_hidden, None)
+    if found is None:
+        # The window held fewer than CANDIDATES matches (a word of the past): the planner's way.
+        found = _ranked(session, _NEWEST, query.named, query, limit, include_hidden, None)
+    return [Hit(topic_id, post_id, title, excerpt(body_html, words)) for topic_id, post_id, title, body_html in found]
+
+
+# Three ways to the newest CANDIDATES matches, as the `candidates` of _ranked's statement.
+# WALK, for a common query: the posts of the window backwards by id, each one's vector
+# tested, until CANDIDATES match — a few thousand rows, the newest, which every common query
+# reads. The function form of @@ keeps the planner off the GIN index, whose bitmap of a
+# common word's hundred thousand posts it underestimates.
+_WALK = """
+    candidates AS MATERIALIZED (
+        SELECT p.id FROM posts p
+        WHERE p.id > :after AND ts_match_vq(p.search_vector, CAST(:matching AS tsquery)) {visible}
+        ORDER BY p.id DESC LIMIT :candidates
+    )"""
+# MATCHES, for a middle or rare query: all of them from the GIN index (in the window: ANDed
+# with the primary key's range, so that only the window's matches are read from the table —
+# reading all of them, scattered over eight years of posts, is what costs), then the newest.
+# Materialised so that the planner cannot walk the posts by id instead.
+_MATCHES = """
+    matches AS MATERIALIZED (
+        SELECT p.id FROM posts p
+        WHERE p.search_vector @@ CAST(:matching AS tsquery) {window} {visible}
+    ), candidates AS MATERIALIZED (
+        SELECT id FROM matches ORDER BY id DESC LIMIT :candidates
+    )"""
+# NEWEST: whichever of the two the planner prefers.
+_NEWEST = """
+    candidates AS MATERIALIZED (
+        SELECT p.id FROM posts p
+        WHERE p.search_vector @@ CAST(:matching AS tsquery) {window} {visible}
+        ORDER BY p.id DESC LIMIT :candidates
+    )"""
+
+
+def _ranked(
+    session: Session,
+    candidates: str,
+    matching: str,
+    query: _Query,
+    limit: int,
+    include_hidden: bool,
+    after: int | None,
+) -> list[tuple[int, int, str, str]] | None:
+    """The best `limit` of the newest CANDIDATES posts `matching` (one of `query`'s two
+    tsqueries), found the `candidates` way, as (topic id, post id, title, body). With `after`,
+    of the matches with a greater id only, and None when those are fewer than CANDIDATES
+    (the newest CANDIDATES of all may then be older). Ranked with the prefixes: the same
+    rank as with the words they begin, four times faster."""
+    candidates = candidates.format(
+        window="" if after is None else "AND p.id > :after",
+        visible="" if include_hidden else "AND NOT p.hidden",
+    )
     visible_topics = "" if include_hidden else "WHERE NOT t.hidden"
     rows = session.execute(
         text(
             f"""
-            WITH candidates AS MATERIALIZED (
-                SELECT p.id, p.topic_id, p.search_vector FROM posts p
-                WHERE p.search_vector @@ to_tsquery('forum_search', :tsquery) {visible_posts}
-                ORDER BY p.id DESC LIMIT :candidates
-            ), best AS (
-                SELECT id, topic_id, ts_rank_cd(search_vector, to_tsquery('forum_search', :tsquery)) AS rank
-                FROM candidates ORDER BY rank DESC, id DESC LIMIT :some
+            WITH {candidates}, best AS (
+                SELECT p.id, p.topic_id, ts_rank_cd(p.search_vector, CAST(:ranking AS tsquery)) AS rank
+                FROM candidates c JOIN posts p ON p.id = c.id
+                ORDER BY rank DESC, p.id DESC LIMIT :some
             )
-            SELECT best.topic_id, best.id, t.title, p.body_html
+            SELECT best.topic_id, best.id, t.title, p.body_html, (SELECT count(*) FROM candidates) AS considered
             FROM best JOIN topics t ON t.id = best.topic_id JOIN posts p ON p.id = best.id
             {visible_topics}
             ORDER BY best.rank DESC, best.id DESC
             LIMIT :limit
             """
         ),
-        {"tsquery": tsquery, "candidates": CANDIDATES, "some": limit * 3, "limit": limit},
-    )
-    return [Hit(topic_id, post_id, title, excerpt(body_html, words)) for topic_id, post_id, title, body_html in rows]
+        {
+            "matching": matching,
+            "ranking": query.prefixes,
+            "after": after,
+            "candidates": CANDIDATES,
+            "some": limit * 3,
+            "limit": limit,
+        },
+    ).all()
+    if after is not None and (not rows or rows[0].considered < CANDIDATES):
+        return None
+    return [tuple(row[:4]) for row in rows]
 
 
 def _search_sqlite(session: Session, words: list[str], limit: int, include_hidden: bool) -> list[Hit]:
@@ -133,6 +297,8 @@ def _search_sqlite(session: Session, words: list[str], limit: int, include_hidde
 
 def fold(word: str) -> str:
     """Lower case without accents, as both engines compare words: "Účetní" -> "ucetni"."""
+    if word.isascii():
+        return word.lower()
     return "".join(c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c))
 
 
@@ -143,10 +309,10 @@ def excerpt(body_html: str, words: list[str], width: int = EXCERPT_WORDS) -> str
     excerpt, of the text as readers see it rather than of its Markdown.
     """
     tokens = markdown.plain_text(body_html).split()
-    folded = [fold(term) for term in words]
+    folded = tuple(fold(term) for term in words)
 
     def matches(token: str) -> bool:
-        return any(fold(part).startswith(term) for part in _WORD.findall(token) for term in folded)
+        return any(part.startswith(folded) for part in _WORD.findall(fold(token)))
 
     first = next((i for i, token in enumerate(tokens) if matches(token)), 0)
     start = max(0, first - width // 3)
