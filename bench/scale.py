@@ -1,12 +1,13 @@
-"""scale: the forum's search over 1,000,000 posts on PostgreSQL (the license list of a customer
-with 10,000 licenses is the second half, still to come).
+"""scale: the forum's search over 1,000,000 posts and the license list of a customer with
+10,000 licenses, both on PostgreSQL.
 
-Target (docs/quality.md): p95 <= 50 ms each. The target is absolute; the same queries on
-10,000 posts, measured in the same run, are printed beside it for comparison.
+Target (docs/quality.md): p95 <= 50 ms each. The target is absolute; the same requests on a
+small data set (10,000 posts; a customer with 10 licenses), measured in the same run, are
+printed beside it for comparison.
 
-`python -m bench.scale [forum] [--keep] [--posts N] [--per-class N] [--explain] [common options]`
-(or `python -m bench scale` where the runner lists it). Parts: `forum` (the default: every part
-built so far; `licenses` will join it).
+`python -m bench.scale [forum] [licenses] [--keep] [--explain] [--posts N] [--per-class N]
+[--licenses N] [--customers N] [--sessions N] [common options]` (or `python -m bench scale`).
+Parts: `forum` and `licenses`; without a part, both.
 
 **Forum search.** What users get: `GET /api/v1/forum/search?q=…` on the forum service's own
 gunicorn port (the Procfile's `forum` entry, `BenchSuite`), with the `X-Identity` token the
@@ -42,6 +43,40 @@ topics are filtered as for every customer), limit 20 (the API's default).
   slowest query of each class, its SQL captured as it goes out and run again under `EXPLAIN
   (ANALYZE, BUFFERS)`: always the service's current SQL, never a copy.
 
+**License list.** What a customer's user gets: `GET /api/v1/customers/{n}/licenses` on the
+licensing service's own gunicorn port (the Procfile's `licensing` entry, `BenchSuite`), with
+the `X-Identity` token the gateway would send for a user who is a member of customer `n` with
+the `licenses` right (that membership is a row of licensing's memberships replica, as
+identity's event would have left it).
+
+- **Data**: a PostgreSQL database migrated with licensing's own migrations, then the
+  catalogue (14 products with their editions and add-ons), 40 partners, and 20,002
+  customers: 20,000 with 1-50 licenses each (log-uniform: small customers most often) and,
+  among them, the measured customer with 10,000 registered licenses and the baseline customer
+  with 10 (each also has partner sales not registered yet, ~3 %, and revoked licenses, ~2 %,
+  which the list must skip); ~256,000 licenses in all. A license: a product by its share of
+  the sales, an edition, 0-3 add-ons, 1-25 seats, sold directly (60 %) or by a partner
+  (40 %: 85 % registered, 12 % not yet, 3 % revoked) on a day of the last ten years; support
+  (SERVIS) none (15 %) or renewed for some years from the sale, so ended in the past or
+  ending in the future. Ids follow the sales, so one customer's licenses are scattered over
+  the whole table. Each customer has an administrator's membership.
+- **Loading** (≈ 20 s): COPY into the migrated tables, `VACUUM ANALYZE`. `--keep` keeps the
+  database (`bench_licensing_scale`, key in its `COMMENT`: generator, sizes, seed,
+  licensing's migration head) as for the forum.
+- **Requests**: one user's session of the list: the first page sorted by product and
+  `NEXT_PAGES` (4) pages by `next`; the same sorted by `support_until`; the last page of each
+  sort (a deep page: its cursor is the one the walk below ended with); the CSV export
+  `licenses.csv` (information: 10,000 rows of CSV are not a list page). Pages of 100 (the
+  API's default). Warm-up and check: every page of both sorts by `next` once, for both
+  customers (each registered license exactly once, in its sort's order) and the CSV once.
+  Then `--runs` rounds of `--sessions` (10) sessions per customer, the two customers in
+  turn, one keep-alive connection, one request at a time. p50/p95/p99 per class (first page,
+  next page, deep page, CSV); the target applies to the overall p95 of the list pages of the
+  10,000-license customer.
+- **Where the time goes** (`--explain`): licensing's view answers the first and the deep
+  page of each sort and the CSV in-process; the licenses SQL it sends is captured and run
+  again under `EXPLAIN (ANALYZE, BUFFERS)`.
+
 Pinned like the other benchmarks: the client on CPU 0, gunicorn on the other(s); PostgreSQL is
 the machine's own server and runs where the kernel puts it.
 """
@@ -55,6 +90,7 @@ import dataclasses
 import http.client
 import itertools
 import json
+import math
 import os
 import random
 import sys
@@ -63,7 +99,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from bench.common import (
@@ -75,10 +111,11 @@ from bench.common import (
     cpu_split,
     info,
     percentile,
+    valid_company_id,
 )
 
 NAME = "scale"
-PARTS = ("forum",)  # "licenses" (a customer with 10,000 licenses) comes next
+PARTS = ("forum", "licenses")
 TARGET_MS = 50.0
 POSTS = 1_000_000
 BASELINE_POSTS = 10_000
@@ -335,12 +372,12 @@ def database_url(name: str, driver: str = "postgresql") -> str:
     return make_url(admin_url()).set(drivername=driver, database=name).render_as_string(hide_password=False)
 
 
-def migration_head() -> str:
+def migration_head(component: str = "forum") -> str:
     from alembic.script import ScriptDirectory
 
     from shared.migrations import alembic_config
 
-    return ScriptDirectory.from_config(alembic_config("forum", "postgresql://unused")).get_current_head()
+    return ScriptDirectory.from_config(alembic_config(component, "postgresql://unused")).get_current_head()
 
 
 def cache_key(posts: int) -> str:
@@ -535,7 +572,12 @@ def load(name: str, posts: int, log: Callable[[str], None], workers: int = 2) ->
         [
             ["DROP TABLE bench_posts_staging", "SET maintenance_work_mem = '1GB'", *gin],
             ["SET maintenance_work_mem = '512MB'", *other]
-            + [f'ALTER TABLE posts ADD CONSTRAINT "{name}" {definition}' for name, definition in foreign_keys],
+            + [f'ALTER TABLE posts ADD CONSTRAINT "{name}" {definition}' for name, definition in foreign_keys]
+            # search's word list, filled from the vectors as forum's migration 0003 does
+            + [
+                "INSERT INTO post_search_terms (term, posts) "
+                "SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM posts')"
+            ],
         ],
     )
     steps["indexes, foreign keys"] = time.monotonic() - mark
@@ -548,7 +590,7 @@ def load(name: str, posts: int, log: Callable[[str], None], workers: int = 2) ->
                 if table != "authors"
                 else "SELECT 1"
             )
-        connection.execute("VACUUM (ANALYZE) authors, categories, topics, posts")
+        connection.execute("VACUUM (ANALYZE) authors, categories, topics, posts, post_search_terms")
         size = connection.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
     steps["vacuum analyze"] = time.monotonic() - mark
     _admin(f"COMMENT ON DATABASE \"{name}\" IS '{cache_key(posts)}'")
@@ -922,22 +964,620 @@ def forum_part(
     return metrics, notes, f
 
 
+# =================================================================================================
+# The license list: one customer with 10,000 licenses among 20,000 ordinary ones
+# =================================================================================================
+LICENSES = 10_000
+BASELINE_LICENSES = 10
+CUSTOMERS = 20_000  # the other customers, 1-50 licenses each
+SESSIONS = 10  # user sessions per customer and round
+NEXT_PAGES = 4  # pages followed by `next` in each sort of a session
+PAGE_LIMIT = 100  # the API's default page
+SORTS = ("product", "support_until")
+PAGE_CLASSES = ("first page", "next page", "deep page")
+# Bump when the generated licensing data changes: a kept database made by another version is rebuilt.
+LICENSE_GENERATOR = 1
+READER = "bench-license-reader"  # the member (user id) whose sessions are measured
+SALES_END = date(2026, 11, 1)
+SALES_YEARS = 10
+
+# The vendor's catalogue: code, name, editions, add-ons, share of the sales.
+PRODUCTS = [
+    (
+        "ucetnictvi",
+        "Účetnictví",
+        ["Mini", "Standard", "Profi", "Premium"],
+        ["Mzdy", "Sklad", "Majetek", "Kniha jízd"],
+        30,
+    ),
+    ("danova-evidence", "Daňová evidence", ["Mini", "Standard", "Profi"], ["Kniha jízd", "Homebanking"], 14),
+    ("mzdy", "Mzdy a personalistika", ["Standard", "Profi"], ["Docházka", "Personalistika", "Stravenky"], 12),
+    ("sklad", "Sklad a fakturace", ["Standard", "Profi", "Premium"], ["EET", "Intrastat", "Čárové kódy"], 10),
+    ("pokladna", "Pokladna", ["Standard", "Profi"], ["EET", "Platební terminál"], 6),
+    ("obchod", "Obchod a CRM", ["Standard", "Profi"], ["Kampaně", "Servisní zakázky"], 6),
+    ("server-sql", "Databázový server SQL", ["Standard", "Enterprise"], ["Zálohování", "Replikace"], 6),
+    ("eshop", "E-shop konektor", ["Standard"], ["Shoptet", "WooCommerce", "PrestaShop"], 5),
+    ("majetek", "Evidence majetku", ["Standard"], [], 4),
+    ("mobilni-faktury", "Mobilní faktury", ["Standard"], [], 3),
+    ("vyroba", "Výroba a kalkulace", ["Profi", "Premium"], ["Kusovníky", "Plánování"], 3),
+    ("analyzy", "Manažerské analýzy", ["Standard", "Premium"], ["Power BI"], 3),
+    ("cloud", "Účetnictví v cloudu", ["Mini", "Standard", "Profi"], ["Mzdy", "Sklad"], 2),
+    ("ucetnictvi-2015", "Účetnictví 2015 (ukončeno)", ["Standard", "Profi"], ["Mzdy"], 2),
+]
+_PRODUCT_CUM = list(itertools.accumulate(p[4] for p in PRODUCTS))
+PARTNERS = 40
+_SURNAMES = """Novák Svoboda Novotný Dvořák Černý Procházka Kučera Veselý Horák Němec Marek Pokorný
+Pospíšil Hájek Jelínek Král Růžička Beneš Fiala Sedláček Doležal Zeman Kolář Navrátil Čermák""".split()
+_TRADES = """Stavebniny Účetnictví Autoservis Pekárna Elektro Truhlářství Lékárna Velkoobchod Doprava
+Strojírna Kavárna Zahradnictví Reality Tiskárna Potraviny Software Projekce Instalatérství""".split()
+_STREETS = "Dlouhá Husova Nádražní Palackého Školní Masarykova Polní Zahradní Komenského Tyršova".split()
+_CITIES = [("Praha", "110 00"), ("Brno", "602 00"), ("Ostrava", "702 00"), ("Plzeň", "301 00"), ("Olomouc", "779 00")]
+ALL_RIGHTS = ["licenses", "downloads", "documents", "news", "contacts", "users"]
+LICENSE_COLUMNS = (
+    "id",
+    "installation_number",
+    "customer_id",
+    "product_code",
+    "edition",
+    "add_ons",
+    "seats",
+    "channel",
+    "partner_id",
+    "partner_sale_id",
+    "status",
+    "sold_on",
+    "support_until",
+    "registered_at",
+    "version",
+    "created_at",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LicenseSizes:
+    licenses: int = LICENSES  # registered licenses of the measured customer
+    baseline_licenses: int = BASELINE_LICENSES  # registered licenses of the baseline customer
+    customers: int = CUSTOMERS  # the other customers
+
+    def featured(self, seed: int = SEED) -> dict[str, int]:
+        """The customer ids of the measured ("scale") and the baseline customer, somewhere
+        among the others (cheap: a kept database needs them without the plan)."""
+        scale, baseline = random.Random(seed + 20).sample(range(1, self.customers + 3), 2)
+        return {"scale": scale, "baseline": baseline}
+
+
+def customer_number(customer_id: int) -> str:
+    from licensing.models import FIRST_CUSTOMER_NUMBER
+
+    return str(FIRST_CUSTOMER_NUMBER + customer_id - 1)  # as licensing.customers numbers them
+
+
+@dataclasses.dataclass
+class LicensePlan:
+    products: list[tuple]  # (code, name, editions, add_ons, created_at)
+    partners: list[tuple]  # (id, name, created_at)
+    customers: list[tuple]  # (id, customer_number, company_id, company_name, billing_address, created_at)
+    licenses: list[tuple]  # LICENSE_COLUMNS, ids in the order of sale
+    memberships: list[tuple]  # (user_id, customer_number, rights, active, changed_at)
+
+
+def _installation_number(rng: random.Random) -> str:
+    """A valid installation number (check character and groups), drawn from `rng`."""
+    from licensing import installation_numbers as numbers
+
+    payload = "".join(rng.choices(numbers.ALPHABET, k=numbers.RANDOM_LENGTH))
+    return numbers.format_number(payload + numbers.check_character(payload))
+
+
+def _draw_license(rng: random.Random, customer_id: int, partner_ids: list[str], status: str | None = None) -> list:
+    """One license of `customer_id` without its id and number: a sale of the last ten years
+    (direct 60 %, through a partner 40 %); a registered one has support (SERVIS) renewed for
+    some years from the sale, which ended in the past or ends in the future, or none (15 %)."""
+    code, _, editions, add_ons, _ = rng.choices(PRODUCTS, cum_weights=_PRODUCT_CUM)[0]
+    channel = "partner" if status == "unregistered" or rng.random() < 0.4 else "direct"
+    if status is None:
+        draw = rng.random()
+        if channel == "partner":
+            status = "registered" if draw < 0.85 else "unregistered" if draw < 0.97 else "revoked"
+        else:
+            status = "registered" if draw < 0.98 else "revoked"
+    sold_on = SALES_END - timedelta(days=rng.randrange(SALES_YEARS * 365))
+    sold_at = datetime(sold_on.year, sold_on.month, sold_on.day, 8, tzinfo=UTC) + timedelta(
+        seconds=rng.randrange(36000)
+    )
+    support_until = registered_at = None
+    renewals = 0
+    if status == "registered":
+        registered_at = sold_at + timedelta(days=rng.randrange(60) if channel == "partner" else 0)
+        if rng.random() >= 0.15:
+            renewals = rng.randint(1, (SALES_END - sold_on).days // 365 + 2)
+            support_until = registered_at.date() + timedelta(days=365 * renewals)
+    return [
+        customer_id,
+        code,
+        rng.choice(editions),
+        json.dumps(
+            sorted(rng.sample(add_ons, min(len(add_ons), rng.choice((0, 0, 0, 1, 1, 2, 3))))), ensure_ascii=False
+        ),
+        rng.choices((1, 2, 3, 5, 10, 25), weights=(70, 12, 6, 6, 4, 2))[0],
+        channel,
+        rng.choice(partner_ids) if channel == "partner" else None,
+        status,
+        sold_on,
+        support_until,
+        registered_at,
+        1 + (channel == "partner" and registered_at is not None) + min(renewals, 3),
+        sold_at,
+    ]
+
+
+def license_plan(sizes: LicenseSizes, seed: int = SEED) -> LicensePlan:
+    rng = random.Random(seed + 21)
+    made = datetime(2016, 1, 4, 9, tzinfo=UTC)
+    products = [
+        (code, name, json.dumps(editions, ensure_ascii=False), json.dumps(add_ons, ensure_ascii=False), made)
+        for code, name, editions, add_ons, _ in PRODUCTS
+    ]
+    partners = [
+        (
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            f"{rng.choice(_TRADES)} {rng.choice(_SURNAMES)} s.r.o.",
+            made,
+        )
+        for _ in range(PARTNERS)
+    ]
+    partner_ids = [p[0] for p in partners]
+    featured = sizes.featured(seed)
+    drawn: list[list] = []
+    customers, memberships = [], []
+    for customer_id in range(1, sizes.customers + 3):
+        if customer_id in featured.values():
+            registered = sizes.licenses if customer_id == featured["scale"] else sizes.baseline_licenses
+            # Partner sales not registered yet and revoked licenses: never listed, still read.
+            rows = [_draw_license(rng, customer_id, partner_ids, "registered") for _ in range(registered)]
+            rows += [_draw_license(rng, customer_id, partner_ids, "unregistered") for _ in range(registered // 30 + 1)]
+            rows += [_draw_license(rng, customer_id, partner_ids, "revoked") for _ in range(registered // 50 + 1)]
+        else:
+            count = int(math.exp(rng.uniform(0, math.log(51))))  # 1-50, small customers most often
+            rows = [_draw_license(rng, customer_id, partner_ids) for _ in range(count)]
+        drawn += rows
+        number = customer_number(customer_id)
+        city, postal_code = rng.choice(_CITIES)
+        name = f"{rng.choice(_TRADES)} {rng.choice(_SURNAMES)} {rng.choice(('s.r.o.', 's.r.o.', 'a.s.', 'v.o.s.'))}"
+        address = {
+            "street": f"{rng.choice(_STREETS)} {rng.randint(1, 200)}",
+            "city": city,
+            "postal_code": postal_code,
+            "country": "CZ",
+        }
+        first_sale = min(row[-1] for row in rows)
+        customers.append(
+            (
+                customer_id,
+                number,
+                valid_company_id(1_000_003 + 7 * customer_id),
+                name,
+                json.dumps(address, ensure_ascii=False),
+                first_sale,
+            )
+        )
+        administrator = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        memberships.append((administrator, number, json.dumps(ALL_RIGHTS), True, first_sale))
+        if customer_id in featured.values():
+            memberships.append((READER, number, json.dumps(["licenses", "downloads"]), True, first_sale))
+    # Ids in the order of sale: a customer's licenses lie scattered over the whole table.
+    drawn.sort(key=lambda row: row[-1])
+    licenses = []
+    for license_id, row in enumerate(drawn, 1):
+        partner_sale_id = f"S-{license_id}" if row[5] == "partner" else None
+        licenses.append((license_id, _installation_number(rng), *row[:7], partner_sale_id, *row[7:]))
+    return LicensePlan(products, partners, customers, licenses, memberships)
+
+
+def licenses_cache_key(sizes: LicenseSizes) -> str:
+    return json.dumps(
+        {
+            "generator": LICENSE_GENERATOR,
+            **dataclasses.asdict(sizes),
+            "seed": SEED,
+            "licensing_migrations": migration_head("licensing"),
+        }
+    )
+
+
+def load_licenses(name: str, sizes: LicenseSizes, log: Callable[[str], None]) -> dict:
+    """Create database `name`, migrate it with licensing's migrations and fill it; seconds per step."""
+    import psycopg
+
+    from shared.migrations import upgrade
+
+    steps: dict[str, float] = {}
+    began = time.monotonic()
+    _admin(f'CREATE DATABASE "{name}"')
+    upgrade("licensing", database_url(name, "postgresql+psycopg"))
+    steps["migrate"] = time.monotonic() - began
+
+    mark = time.monotonic()
+    layout = license_plan(sizes)
+    steps["plan"] = time.monotonic() - mark
+
+    mark = time.monotonic()
+    # COPY with the migrations' indexes in place: a quarter of a million rows does not need
+    # the forum's drop-and-recreate.
+    with psycopg.connect(database_url(name)) as connection:
+        connection.execute("SET synchronous_commit = off")
+        _copy_rows(connection, "COPY products (code, name, editions, add_ons, created_at) FROM STDIN", layout.products)
+        _copy_rows(connection, "COPY partners (id, name, created_at) FROM STDIN", layout.partners)
+        _copy_rows(
+            connection,
+            "COPY customers (id, customer_number, company_id, company_name, billing_address, created_at) FROM STDIN",
+            layout.customers,
+        )
+        _copy_rows(connection, f"COPY licenses ({', '.join(LICENSE_COLUMNS)}) FROM STDIN", layout.licenses)
+        _copy_rows(
+            connection,
+            "COPY memberships (user_id, customer_number, rights, active, changed_at) FROM STDIN",
+            layout.memberships,
+        )
+        for table in ("customers", "licenses"):
+            connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        connection.commit()
+    steps["COPY"] = time.monotonic() - mark
+
+    mark = time.monotonic()
+    with psycopg.connect(database_url(name), autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE) products, partners, customers, licenses, memberships")
+        size = connection.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+    steps["vacuum analyze"] = time.monotonic() - mark
+    _admin(f"COMMENT ON DATABASE \"{name}\" IS '{licenses_cache_key(sizes)}'")
+    steps["total"] = time.monotonic() - began
+    log(
+        f"  loaded {name}: {len(layout.licenses):,} licenses of {len(layout.customers):,} customers, {size}, "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
+    )
+    return {"seconds": steps, "size": size, "licenses": len(layout.licenses), "customers": len(layout.customers)}
+
+
+@contextlib.contextmanager
+def licensing_database(sizes: LicenseSizes, keep: bool, log: Callable[[str], None]):
+    """A loaded licensing database: yields (name, load figures or None when reused)."""
+    if keep:
+        name = "bench_licensing_scale"
+        found = existing_cache(name)
+        if found == licenses_cache_key(sizes):
+            log(f"  reusing {name} (--keep)")
+            yield name, None
+            return
+        if found is not None:
+            log(f"  {name} was made by another generator, size or migration head: rebuilding it")
+            drop_database(name)
+        yield name, load_licenses(name, sizes, log)
+        return
+    name = f"cc_bench_scale_licensing_{sizes.licenses}_{uuid.uuid4().hex[:8]}"
+    try:
+        yield name, load_licenses(name, sizes, log)
+    finally:
+        drop_database(name)
+
+
+class LicenseClient:
+    """GET a customer's license list (and its CSV) on licensing's own port, one keep-alive
+    connection, as the member the gateway vouches for (the X-Identity token it would send,
+    renewed well inside its TTL)."""
+
+    def __init__(self, base_url: str, secret: str, user_id: str = READER):
+        from shared.auth import Principal
+
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname, parts.port
+        self.secret = secret
+        self.principal = Principal(user_id, kind="user", name="Bench Správce licencí", client="127.0.0.1")
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        self._token, self._issued = "", 0.0
+
+    def _get(self, target: str) -> tuple[float, bytes]:
+        """(ms from request to the last byte of the answer, the answer)."""
+        from shared import auth
+
+        if time.monotonic() - self._issued > 20:
+            self._token, self._issued = auth.issue(self.secret, "licensing", self.principal), time.monotonic()
+        for attempt in (1, 2):
+            began = time.perf_counter()
+            try:
+                self.conn.request("GET", target, headers={auth.HEADER: self._token})
+                response = self.conn.getresponse()
+                raw = response.read()
+                break
+            except (OSError, http.client.HTTPException):
+                # gunicorn closes a keep-alive connection idle for 5 s: a new connection, and
+                # the time starts again.
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+                if attempt == 2:
+                    raise
+        elapsed = (time.perf_counter() - began) * 1000
+        if response.status != 200:
+            raise RuntimeError(f"GET {target}: {response.status} {raw[:300]!r}")
+        return elapsed, raw
+
+    def page(self, customer: str, sort: str, cursor: str | None = None, limit: int = PAGE_LIMIT) -> tuple[float, dict]:
+        target = f"/api/v1/customers/{customer}/licenses?sort={sort}&limit={limit}"
+        if cursor is not None:
+            target += f"&cursor={quote(cursor)}"
+        elapsed, raw = self._get(target)
+        return elapsed, json.loads(raw)
+
+    def csv(self, customer: str, sort: str = "product") -> tuple[float, int]:
+        """(ms, data rows of the CSV)."""
+        elapsed, raw = self._get(f"/api/v1/customers/{customer}/licenses.csv?sort={sort}")
+        return elapsed, raw.count(b"\n") - 1
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def walk(client: LicenseClient, customer: str, sort: str, expected: int, limit: int = PAGE_LIMIT) -> dict:
+    """Every page of the list by following `next`, checked: each of the customer's `expected`
+    registered licenses exactly once, in the order of `sort`. Returns the time of each page
+    and the cursor of the last page (None when one page holds them all)."""
+    times, items, cursor, last = [], [], None, None
+    while True:
+        elapsed, body = client.page(customer, sort, cursor, limit)
+        times.append(elapsed)
+        items += body["items"]
+        if body["next"] is None:
+            break
+        last = cursor = body["next"]
+    numbers = [item["installation_number"] for item in items]
+    problem = None
+    if len(items) != expected or len(set(numbers)) != expected:
+        problem = f"{len(items)} items, {len(set(numbers))} distinct, not the {expected} registered licenses"
+    elif any(item["status"] != "registered" for item in items):
+        problem = "a license that is not registered"
+    elif sort == "support_until":
+        dates = [(item["support_until"] is None, item["support_until"] or "") for item in items]
+        problem = None if dates == sorted(dates) else "not in the order of support_until"
+    else:
+        # Text is in the database's collation (Czech puts "ch" after "h"): checked is that each
+        # product, and each edition of a product, comes in one run.
+        runs = [key for key, _ in itertools.groupby((item["product_name"], item["edition"]) for item in items)]
+        products = [name for name, _ in itertools.groupby(name for name, _ in runs)]
+        contiguous = len(runs) == len(set(runs)) and len(products) == len(set(products))
+        problem = None if contiguous else "not in the order of the products"
+    if problem:
+        raise RuntimeError(f"customer {customer}, sort={sort}, every page by next: {problem}")
+    return {"ms": times, "deep_cursor": last}
+
+
+def list_session(
+    client: LicenseClient, customer: str, deep: dict[str, str | None], samples: dict[str, list[float]]
+) -> None:
+    """One user's session of the list: the first page sorted by product and `NEXT_PAGES`
+    pages by `next`; the same sorted by support; the last page of each sort (its cursor kept
+    from the walk: a user who paged that far comes back to it); the CSV export."""
+    for sort in SORTS:
+        elapsed, body = client.page(customer, sort)
+        samples["first page"].append(elapsed)
+        for _ in range(NEXT_PAGES):
+            if body["next"] is None:
+                break
+            elapsed, body = client.page(customer, sort, body["next"])
+            samples["next page"].append(elapsed)
+    for sort in SORTS:
+        if deep[sort] is not None:
+            elapsed, _ = client.page(customer, sort, deep[sort])
+            samples["deep page"].append(elapsed)
+    elapsed, _ = client.csv(customer)
+    samples["csv"].append(elapsed)
+
+
+def explain_licenses(
+    url: str, secret: str, customer: str, sort: str, cursor: str | None = None, csv: bool = False
+) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the licenses SQL licensing's view sends for this page (or
+    for the CSV), captured from the service's own code answering the request in-process (so
+    it is always the current query)."""
+    from licensing.app import create_app
+    from sqlalchemy import event
+
+    from shared import auth
+    from shared.auth import Principal
+    from shared.config import Settings
+
+    app = create_app(Settings(service="licensing", database_url=url, internal_auth_secret=secret))
+    engine = app.extensions["database"].engine
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn, cursor_, statement, parameters, context, executemany):
+        if "FROM licenses" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        target = f"/api/v1/customers/{customer}/licenses{'.csv' if csv else ''}?sort={sort}"
+        if not csv:
+            target += f"&limit={PAGE_LIMIT}" + (f"&cursor={quote(cursor)}" if cursor else "")
+        token = auth.issue(secret, "licensing", Principal(READER, kind="user"))
+        answer = app.test_client().get(target, headers={auth.HEADER: token})
+        if answer.status_code != 200 or not captured:
+            return f"(no licenses statement captured: {answer.status_code})"
+        statement, parameters = captured[-1]
+        with engine.connect() as connection:
+            with connection.connection.dbapi_connection.cursor() as raw:
+                raw.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+                return "\n".join(row[0] for row in raw.fetchall())
+    finally:
+        engine.dispose()
+
+
+def measure_licenses(
+    options: Options,
+    log: Callable[[str], None] = print,
+    *,
+    sizes: LicenseSizes | None = None,
+    sessions: int = SESSIONS,
+    keep: bool = False,
+    show_plans: bool = False,
+) -> dict:
+    sizes = sizes or LicenseSizes()
+    split = cpu_split() if options.pin else None
+    client_cpus = split[0] if split else None
+    featured = {label: customer_number(cid) for label, cid in sizes.featured().items()}
+    registered = {"scale": sizes.licenses, "baseline": sizes.baseline_licenses}
+    kinds = (*PAGE_CLASSES, "csv")
+    figures: dict = {"sizes": dataclasses.asdict(sizes), "customers": featured, "pinned": bool(split)}
+    with contextlib.ExitStack() as stack:
+        name, figures["load"] = stack.enter_context(licensing_database(sizes, keep, log))
+        url = database_url(name, "postgresql+psycopg")
+        with contextlib.ExitStack() as servers:
+            # Our database, not a BenchSuite temp one: the suite "on SQLite" creates none, and
+            # licensing is pointed at ours (its migrate step is then a no-op).
+            suite = servers.enter_context(
+                BenchSuite(
+                    ["licensing"], dataclasses.replace(options, database="sqlite"), {"LICENSING_DATABASE_URL": url}
+                )
+            )
+            secret = suite.secret
+            client = LicenseClient(suite.web_url("licensing"), secret)
+            servers.callback(client.close)
+            with affinity(client_cpus):
+                began = time.monotonic()
+                # Warm-up, and the proof that the paging is right: every page of both sorts by
+                # `next`, once, for both customers; the CSV once.
+                walks = {
+                    label: {sort: walk(client, featured[label], sort, registered[label]) for sort in SORTS}
+                    for label in featured
+                }
+                for label in featured:
+                    _, rows = client.csv(featured[label])
+                    if rows != registered[label]:
+                        raise RuntimeError(f"CSV of customer {featured[label]}: {rows} rows, not {registered[label]}")
+                figures["warmup_seconds"] = time.monotonic() - began
+                if options.verbose:
+                    seconds = figures["warmup_seconds"]
+                    log(f"  warm-up: every page of both sorts and the CSV, both customers, {seconds:.1f} s")
+                deep = {label: {sort: walks[label][sort]["deep_cursor"] for sort in SORTS} for label in featured}
+                samples = {label: {kind: [] for kind in kinds} for label in featured}
+                for round_number in range(options.runs):
+                    round_began = time.monotonic()
+                    for index in range(sessions):
+                        for label in list(featured) if index % 2 == 0 else list(reversed(featured)):
+                            list_session(client, featured[label], deep[label], samples[label])
+                    suite.check_alive()
+                    if options.verbose:
+                        pages = [x for kind in PAGE_CLASSES for x in samples["scale"][kind]]
+                        log(
+                            f"  round {round_number + 1}: {time.monotonic() - round_began:.0f} s, list pages so far "
+                            f"p50 {percentile(pages, 0.5):.1f} ms, p95 {percentile(pages, 0.95):.1f} ms"
+                        )
+        figures["walk_ms"] = {label: {sort: walks[label][sort]["ms"] for sort in SORTS} for label in featured}
+        figures["summary"] = {}
+        for label in featured:
+            pages = {kind: samples[label][kind] for kind in PAGE_CLASSES}
+            figures["summary"][label] = summary(pages)
+            figures["summary"][label]["csv"] = summary({"csv": samples[label]["csv"]})["csv"]
+        figures["plans"] = {}
+        if show_plans:
+            # With the server stopped: the first page and the last page of each sort, and the CSV.
+            cases = [(f"first page, {sort}", sort, None, False) for sort in SORTS]
+            cases += [(f"deep page, {sort}", sort, deep["scale"][sort], False) for sort in SORTS if deep["scale"][sort]]
+            cases.append(("csv, product", "product", None, True))
+            for label, sort, cursor, csv in cases:
+                text = explain_licenses(url, secret, featured["scale"], sort, cursor, csv)
+                figures["plans"][label] = text
+                log(f"  EXPLAIN ANALYZE, {label}, {sizes.licenses:,} licenses:")
+                for line in text.splitlines():
+                    log(f"    {line}")
+    return figures
+
+
+def licenses_part(
+    options: Options,
+    log: Callable[[str], None] = print,
+    *,
+    licenses: int = LICENSES,
+    baseline_licenses: int = BASELINE_LICENSES,
+    customers: int = CUSTOMERS,
+    sessions: int = SESSIONS,
+    keep: bool = False,
+    show_plans: bool = False,
+) -> tuple[list[Metric], list[str], dict]:
+    sizes = LicenseSizes(licenses, baseline_licenses, customers)
+    f = measure_licenses(options, log, sizes=sizes, sessions=sessions, keep=keep, show_plans=show_plans)
+    scale, base = f["summary"]["scale"], f["summary"]["baseline"]
+    metrics = [
+        Metric(
+            f"license list p95, {licenses:,} licenses",
+            scale["all"]["p95"],
+            " ms",
+            f"<= {TARGET_MS:g} ms",
+            scale["all"]["p95"] <= TARGET_MS,
+        )
+    ]
+    for kind in PAGE_CLASSES:
+        metrics.append(info(f"license list p95, {licenses:,} licenses, {kind}", scale[kind]["p95"], " ms"))
+    metrics.append(info(f"license CSV export p95, {licenses:,} rows", scale["csv"]["p95"], " ms"))
+    metrics.append(info(f"license list p95, {baseline_licenses:,} licenses (baseline)", base["all"]["p95"], " ms"))
+    loaded = f["load"]
+    notes = [
+        f"{sessions} sessions × {options.runs} rounds per customer (each: first page + {NEXT_PAGES} by next in "
+        f"both sorts, the last page of each, the CSV), {PAGE_LIMIT} a page, one connection, licensing's own port, "
+        f"{'pinned (client | server)' if f['pinned'] else 'not pinned'}",
+        (
+            f"database: {loaded['licenses']:,} licenses of {loaded['customers']:,} customers, loaded in "
+            f"{loaded['seconds']['total']:.0f} s ({loaded['size']})"
+            if loaded
+            else "database: kept database reused (no load)"
+        ),
+        f"ms; customer {f['customers']['scale']} ({licenses:,} registered licenses) | "
+        f"customer {f['customers']['baseline']} ({baseline_licenses:,}, baseline): p50 / p95",
+        f"{'class':14} {'n':>5} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}   | baseline",
+    ]
+    for kind in (*PAGE_CLASSES, "all", "csv"):
+        s, b = scale[kind], base[kind]
+        shown = "all pages" if kind == "all" else "csv (info)" if kind == "csv" else kind
+        notes.append(
+            f"{shown:14} {s['n']:5d} {s['p50']:8.1f} {s['p95']:8.1f} {s['p99']:8.1f} {s['max']:8.1f}   | "
+            + (f"{b['p50']:.1f} / {b['p95']:.1f}" if b["n"] else "- (one page holds them all)")
+        )
+    for sort in SORTS:
+        walked = f["walk_ms"]["scale"][sort]
+        tail = walked[-10:]
+        notes.append(
+            f"warm-up walk by next, sort={sort}: {len(walked)} pages, page 1 {walked[0]:.1f} ms, "
+            f"the last {len(tail)} pages median {percentile(tail, 0.5):.1f} ms"
+        )
+    return metrics, notes, f
+
+
 def run(
     options: Options,
     log: Callable[[str], None] = print,
     parts: tuple[str, ...] = PARTS,
+    *,
+    license_options: dict | None = None,
     **forum_options,
 ) -> Result:
+    """The parts asked for, in order; `forum_options` go to `forum_part`, `license_options`
+    to `licenses_part`."""
     metrics: list[Metric] = []
     notes: list[str] = []
     details: dict = {}
+    # `python -m bench` has no --keep: BENCH_SCALE_KEEP=1 keeps and reuses the data there too.
+    keep_from_env = os.environ.get("BENCH_SCALE_KEEP") == "1"
     if "forum" in parts:
-        # `python -m bench` has no --keep: BENCH_SCALE_KEEP=1 keeps and reuses the data there too.
-        forum_options["keep"] = forum_options.get("keep") or os.environ.get("BENCH_SCALE_KEEP") == "1"
+        forum_options["keep"] = forum_options.get("keep") or keep_from_env
         m, n, d = forum_part(options, log, **forum_options)
         metrics += m
         notes += n
         details["forum"] = d
+    if "licenses" in parts:
+        license_options = dict(license_options or {})
+        license_options["keep"] = license_options.get("keep") or keep_from_env
+        m, n, d = licenses_part(options, log, **license_options)
+        metrics += m
+        notes += n
+        details["licenses"] = d
     return Result(NAME, metrics, notes, details)
 
 
@@ -948,12 +1588,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("parts", nargs="*", metavar="part", help=f"one of: {', '.join(PARTS)} (default: all)")
-    parser.add_argument("--runs", type=int, default=RUNS, help=f"rounds of the whole query mix (default {RUNS})")
+    parser.add_argument(
+        "--runs", type=int, default=RUNS, help=f"rounds of the whole query mix / of the sessions (default {RUNS})"
+    )
     parser.add_argument("--posts", type=int, default=POSTS, help="posts in the big database")
     parser.add_argument("--baseline-posts", type=int, default=BASELINE_POSTS, help="posts in the baseline database")
     parser.add_argument("--per-class", type=int, default=PER_CLASS, help="queries per class in the mix")
+    parser.add_argument("--licenses", type=int, default=LICENSES, help="registered licenses of the big customer")
+    parser.add_argument(
+        "--baseline-licenses", type=int, default=BASELINE_LICENSES, help="registered licenses of the baseline customer"
+    )
+    parser.add_argument("--customers", type=int, default=CUSTOMERS, help="other customers (1-50 licenses each)")
+    parser.add_argument("--sessions", type=int, default=SESSIONS, help="list sessions per customer and round")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the loaded databases")
-    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest query of each class")
+    parser.add_argument(
+        "--explain", action="store_true", help="EXPLAIN ANALYZE the slowest search of each class / the list's queries"
+    )
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin client and server to CPUs")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
@@ -974,6 +1624,14 @@ def main(argv: list[str] | None = None) -> int:
         per_class=args.per_class,
         keep=args.keep,
         show_plans=args.explain,
+        license_options={
+            "licenses": args.licenses,
+            "baseline_licenses": args.baseline_licenses,
+            "customers": args.customers,
+            "sessions": args.sessions,
+            "keep": args.keep,
+            "show_plans": args.explain,
+        },
     )
     for note in result.notes:
         print(f"  {note}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
@@ -70,7 +70,13 @@ class PartnerKey(Base):
 
 class License(Base):
     __tablename__ = "licenses"
-    __table_args__ = (UniqueConstraint("partner_id", "partner_sale_id", name="uq_licenses_partner_sale"),)
+    __table_args__ = (
+        UniqueConstraint("partner_id", "partner_sale_id", name="uq_licenses_partner_sale"),
+        # A customer's license list in each of its orders, from the index alone: a customer
+        # with 10,000 licenses is sorted without reading 10,000 rows of the table.
+        Index("ix_licenses_list_by_product", "customer_id", "status", "product_code", "edition", "installation_number"),
+        Index("ix_licenses_list_by_support", "customer_id", "status", "support_until", "installation_number"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     installation_number: Mapped[str] = mapped_column(String(20), unique=True)
