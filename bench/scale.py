@@ -28,8 +28,9 @@ topics are filtered as for every customer), limit 20 (the API's default).
   `INSERT … SELECT` (one per half, in parallel) fill `posts` with the search vector computed
   by PostgreSQL exactly as `index_post` does; the GIN index, the other secondary indexes and
   the foreign keys of `posts` are dropped first and recreated afterwards (their definitions
-  read from the catalogue, so whatever the migrations made comes back); then `VACUUM ANALYZE`.
-  `--keep` keeps the databases (`bench_forum_scale`, `bench_forum_scale_10000`) for the next
+  read from the catalogue, so whatever the migrations made comes back); the search word list
+  (`post_search_terms`) is filled from `ts_stat` as forum's migration 0003 does; then
+  `VACUUM ANALYZE`. `--keep` keeps the databases (`bench_forum_scale`, `bench_forum_scale_10000`) for the next
   run, which then skips the load; a database whose generator, size or migration head differs
   is rebuilt. Without `--keep` they are dropped at the end.
 - **Queries**: five classes of `--per-class` queries each (default 40, i.e. 200): one common
