@@ -34,10 +34,23 @@ WEB_PORT_VARIABLES = {
 }
 
 
+# Ports this process has handed out: the kernel may offer a port it just gave us again once
+# the probing socket is closed, and two components told the same port fight over it (one of
+# them then answers the other's requests; CI saw it once, licensing on the gateway's port).
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now and that this process has not handed out before."""
+    with _HANDED_OUT_LOCK:
+        while True:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def procfile() -> dict[str, str]:
