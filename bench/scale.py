@@ -680,40 +680,35 @@ def queries(per_class: int, seed: int = SEED) -> list[tuple[str, str]]:
 
 
 # --- measuring -----------------------------------------------------------------------------------
-class SearchClient:
-    """GET /api/v1/forum/search on forum's own port, one keep-alive connection, as a signed-in
-    customer (the X-Identity token the gateway would send, renewed well inside its TTL)."""
+class ServiceClient:
+    """GETs on one service's own port, one keep-alive connection, as the signed-in user the
+    gateway vouches for (the X-Identity token it would send, renewed well inside its TTL)."""
 
-    def __init__(self, base_url: str, secret: str, user_id: str):
+    def __init__(self, base_url: str, secret: str, service: str, user_id: str, name: str):
         from shared.auth import Principal
 
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname, parts.port
-        self.secret = secret
-        self.principal = Principal(user_id, kind="user", name="Bench Zákazník", client="127.0.0.1")
+        self.secret, self.service = secret, service
+        self.principal = Principal(user_id, kind="user", name=name, client="127.0.0.1")
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         self._token, self._issued = "", 0.0
 
-    def _headers(self) -> dict[str, str]:
+    def get(self, target: str) -> tuple[float, bytes]:
+        """(ms from request to the last byte of the answer, the answer); not 200 raises."""
         from shared import auth
 
         if time.monotonic() - self._issued > 20:
-            self._token, self._issued = auth.issue(self.secret, "forum", self.principal), time.monotonic()
-        return {auth.HEADER: self._token}
-
-    def search(self, q: str, limit: int = 20) -> tuple[float, list]:
-        """(ms from request to the last byte of the answer, the hits)."""
-        headers = self._headers()
-        target = f"/api/v1/forum/search?q={quote(q)}&limit={limit}"
+            self._token, self._issued = auth.issue(self.secret, self.service, self.principal), time.monotonic()
         for attempt in (1, 2):
             began = time.perf_counter()
             try:
-                self.conn.request("GET", target, headers=headers)
+                self.conn.request("GET", target, headers={auth.HEADER: self._token})
                 response = self.conn.getresponse()
                 raw = response.read()
                 break
             except (OSError, http.client.HTTPException):
-                # gunicorn closes a keep-alive connection idle for 5 s (a slow query on the
+                # gunicorn closes a keep-alive connection idle for 5 s (a slow request on the
                 # other database meanwhile): a new connection, and the time starts again.
                 self.conn.close()
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
@@ -721,11 +716,23 @@ class SearchClient:
                     raise
         elapsed = (time.perf_counter() - began) * 1000
         if response.status != 200:
-            raise RuntimeError(f"search {q!r}: {response.status} {raw[:300]!r}")
-        return elapsed, json.loads(raw)["items"]
+            raise RuntimeError(f"GET {target}: {response.status} {raw[:300]!r}")
+        return elapsed, raw
 
     def close(self) -> None:
         self.conn.close()
+
+
+class SearchClient(ServiceClient):
+    """GET /api/v1/forum/search on forum's own port as a signed-in customer."""
+
+    def __init__(self, base_url: str, secret: str, user_id: str):
+        super().__init__(base_url, secret, "forum", user_id, "Bench Zákazník")
+
+    def search(self, q: str, limit: int = 20) -> tuple[float, list]:
+        """(ms from request to the last byte of the answer, the hits)."""
+        elapsed, raw = self.get(f"/api/v1/forum/search?q={quote(q)}&limit={limit}")
+        return elapsed, json.loads(raw)["items"]
 
 
 def summary(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -1261,60 +1268,24 @@ def licensing_database(sizes: LicenseSizes, keep: bool, log: Callable[[str], Non
         drop_database(name)
 
 
-class LicenseClient:
-    """GET a customer's license list (and its CSV) on licensing's own port, one keep-alive
-    connection, as the member the gateway vouches for (the X-Identity token it would send,
-    renewed well inside its TTL)."""
+class LicenseClient(ServiceClient):
+    """A customer's license list (and its CSV) on licensing's own port, as a member with the
+    `licenses` right."""
 
     def __init__(self, base_url: str, secret: str, user_id: str = READER):
-        from shared.auth import Principal
-
-        parts = urlsplit(base_url)
-        self.host, self.port = parts.hostname, parts.port
-        self.secret = secret
-        self.principal = Principal(user_id, kind="user", name="Bench Správce licencí", client="127.0.0.1")
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-        self._token, self._issued = "", 0.0
-
-    def _get(self, target: str) -> tuple[float, bytes]:
-        """(ms from request to the last byte of the answer, the answer)."""
-        from shared import auth
-
-        if time.monotonic() - self._issued > 20:
-            self._token, self._issued = auth.issue(self.secret, "licensing", self.principal), time.monotonic()
-        for attempt in (1, 2):
-            began = time.perf_counter()
-            try:
-                self.conn.request("GET", target, headers={auth.HEADER: self._token})
-                response = self.conn.getresponse()
-                raw = response.read()
-                break
-            except (OSError, http.client.HTTPException):
-                # gunicorn closes a keep-alive connection idle for 5 s: a new connection, and
-                # the time starts again.
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-                if attempt == 2:
-                    raise
-        elapsed = (time.perf_counter() - began) * 1000
-        if response.status != 200:
-            raise RuntimeError(f"GET {target}: {response.status} {raw[:300]!r}")
-        return elapsed, raw
+        super().__init__(base_url, secret, "licensing", user_id, "Bench Správce licencí")
 
     def page(self, customer: str, sort: str, cursor: str | None = None, limit: int = PAGE_LIMIT) -> tuple[float, dict]:
         target = f"/api/v1/customers/{customer}/licenses?sort={sort}&limit={limit}"
         if cursor is not None:
             target += f"&cursor={quote(cursor)}"
-        elapsed, raw = self._get(target)
+        elapsed, raw = self.get(target)
         return elapsed, json.loads(raw)
 
     def csv(self, customer: str, sort: str = "product") -> tuple[float, int]:
         """(ms, data rows of the CSV)."""
-        elapsed, raw = self._get(f"/api/v1/customers/{customer}/licenses.csv?sort={sort}")
+        elapsed, raw = self.get(f"/api/v1/customers/{customer}/licenses.csv?sort={sort}")
         return elapsed, raw.count(b"\n") - 1
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def walk(client: LicenseClient, customer: str, sort: str, expected: int, limit: int = PAGE_LIMIT) -> dict:
