@@ -601,26 +601,37 @@ def load(name: str, posts: int, log: Callable[[str], None], workers: int = 2) ->
 
 
 @contextlib.contextmanager
-def forum_database(posts: int, keep: bool, log: Callable[[str], None]):
-    """A loaded database of `posts` posts: yields (name, load figures or None when reused)."""
+def kept_database(name: str, key: str, temporary: str, fill: Callable[[str], dict], keep: bool, log):
+    """A loaded database: yields (name, load figures or None when reused). With `keep` it is
+    `name`, reused while its COMMENT is `key` and rebuilt otherwise; without, `temporary`,
+    dropped afterwards. `fill(name)` creates and loads one."""
     if keep:
-        name = "bench_forum_scale" if posts == POSTS else f"bench_forum_scale_{posts}"
         found = existing_cache(name)
-        if found == cache_key(posts):
+        if found == key:
             log(f"  reusing {name} (--keep)")
             yield name, None
             return
         if found is not None:
-            log(f"  {name} was made by another generator or migration head: rebuilding it")
+            log(f"  {name} was made by another generator, size or migration head: rebuilding it")
             drop_database(name)
-        yield name, load(name, posts, log)
+        yield name, fill(name)
         return
-    name = f"cc_bench_scale_forum_{posts}_{uuid.uuid4().hex[:8]}"
     try:
-        figures = load(name, posts, log)
-        yield name, figures
+        yield temporary, fill(temporary)
     finally:
-        drop_database(name)
+        drop_database(temporary)
+
+
+def forum_database(posts: int, keep: bool, log: Callable[[str], None]):
+    """A loaded forum database of `posts` posts (see `kept_database`)."""
+    return kept_database(
+        "bench_forum_scale" if posts == POSTS else f"bench_forum_scale_{posts}",
+        cache_key(posts),
+        f"cc_bench_scale_forum_{posts}_{uuid.uuid4().hex[:8]}",
+        lambda name: load(name, posts, log),
+        keep,
+        log,
+    )
 
 
 # --- the queries ---------------------------------------------------------------------------------
@@ -1243,26 +1254,16 @@ def load_licenses(name: str, sizes: LicenseSizes, log: Callable[[str], None]) ->
     return {"seconds": steps, "size": size, "licenses": len(layout.licenses), "customers": len(layout.customers)}
 
 
-@contextlib.contextmanager
 def licensing_database(sizes: LicenseSizes, keep: bool, log: Callable[[str], None]):
-    """A loaded licensing database: yields (name, load figures or None when reused)."""
-    if keep:
-        name = "bench_licensing_scale"
-        found = existing_cache(name)
-        if found == licenses_cache_key(sizes):
-            log(f"  reusing {name} (--keep)")
-            yield name, None
-            return
-        if found is not None:
-            log(f"  {name} was made by another generator, size or migration head: rebuilding it")
-            drop_database(name)
-        yield name, load_licenses(name, sizes, log)
-        return
-    name = f"cc_bench_scale_licensing_{sizes.licenses}_{uuid.uuid4().hex[:8]}"
-    try:
-        yield name, load_licenses(name, sizes, log)
-    finally:
-        drop_database(name)
+    """A loaded licensing database (see `kept_database`)."""
+    return kept_database(
+        "bench_licensing_scale",
+        licenses_cache_key(sizes),
+        f"cc_bench_scale_licensing_{sizes.licenses}_{uuid.uuid4().hex[:8]}",
+        lambda name: load_licenses(name, sizes, log),
+        keep,
+        log,
+    )
 
 
 class LicenseClient(ServiceClient):
