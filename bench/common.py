@@ -1228,6 +1228,29 @@ class StubServices:
                 self._process.kill()
 
 
+# The person the stub identity vouches for at sign-in (profile-fanout, io-concurrency).
+STUB_USER = {"id": "u-bench", "email": "bench@example.com", "name": "Bench Tester", "staff": False}
+STUB_SIGN_IN = StubRoute("POST", "/internal/v1/credentials/verify", 0.0, STUB_USER)
+
+
+@contextlib.contextmanager
+def gateway_before_stubs(routes: dict[str, list[StubRoute]], options, cpus, env: dict[str, str] | None = None):
+    """Stub backends (`routes`, on `cpus`, with identity's `STUB_SIGN_IN` among them) and the
+    real gateway in front of them, signed in through `POST /api/v1/sessions`: yields
+    (bench, stubs, the gateway's base URL, headers with the session's Bearer token)."""
+    with StubServices(routes, cpus=cpus) as stubs:
+        gateway_env = {f"{name.upper()}_URL": url for name, url in stubs.urls.items()} | (env or {})
+        with BenchSuite(["gateway"], options, gateway_env) as bench:
+            gateway = bench.web_url("gateway")
+            status, body = request_json(
+                f"{gateway}/api/v1/sessions", "POST", {"email": STUB_USER["email"], "password": "bench-password"}
+            )
+            if status != 201:
+                raise RuntimeError(f"sign-in failed: {status} {body}")
+            bearer = {"Authorization": f"Bearer {body['token']}", "Accept": "application/json"}
+            yield bench, stubs, gateway, bearer
+
+
 def sequential_latencies(
     url: str, headers: dict[str, str], duration: float, cpus: set[int] | None = None
 ) -> tuple[list[float], int]:

@@ -33,15 +33,15 @@ from __future__ import annotations
 import os
 
 from bench.common import (
-    BenchSuite,
+    STUB_SIGN_IN,
     Load,
     Metric,
     Options,
     Result,
     StubRoute,
-    StubServices,
     choose_loadgen,
     cpu_split,
+    gateway_before_stubs,
     group_cpu_seconds,
     info,
     median,
@@ -55,7 +55,6 @@ CONNECTIONS = 64
 DELAY = 0.050
 IDEAL = CONNECTIONS / DELAY  # 1280 req/s
 TARGET = 0.85
-USER = {"id": "u-bench", "email": "bench@example.com", "name": "Bench Tester", "staff": False}
 CATEGORIES = {
     "items": [
         {"id": n, "name": name, "position": n, "topics": 10 * n, "posts": 40 * n}
@@ -67,7 +66,7 @@ CATEGORIES = {
 
 def stub_routes(delay: float = DELAY) -> dict[str, list[StubRoute]]:
     return {
-        "identity": [StubRoute("POST", "/internal/v1/credentials/verify", 0.0, USER)],
+        "identity": [STUB_SIGN_IN],
         "forum": [StubRoute("GET", PATH, delay, CATEGORIES)],
     }
 
@@ -86,52 +85,43 @@ def measure(options: Options, log=print, gateway_env: dict[str, str] | None = No
     client_cpus = split[0] if split else None
     gateway_env = dict(gateway_env or {})
     workers, threads = _gunicorn_settings(gateway_env)
-    with StubServices(stub_routes(), cpus=client_cpus) as stubs:
-        env = {f"{name.upper()}_URL": url for name, url in stubs.urls.items()} | gateway_env
-        with BenchSuite(["gateway"], options, env) as bench:
-            gateway = bench.web_url("gateway")
-            status, body = request_json(
-                f"{gateway}/api/v1/sessions", "POST", {"email": USER["email"], "password": "bench-password"}
-            )
-            if status != 201:
-                raise RuntimeError(f"sign-in failed: {status} {body}")
-            bearer = {"Authorization": f"Bearer {body['token']}", "Accept": "application/json"}
-            status, answer = request_json(gateway + PATH, headers=bearer)
-            if status != 200 or answer != CATEGORIES:
-                raise RuntimeError(f"the gateway did not forward the stub's answer: {status} {answer}")
-            targets = {
-                "gateway": (gateway + PATH, bearer),
-                "stub": (stubs.urls["forum"] + PATH, {"Accept": "application/json"}),
-            }
+    with gateway_before_stubs(stub_routes(), options, client_cpus, env=gateway_env) as (bench, stubs, gateway, bearer):
+        status, answer = request_json(gateway + PATH, headers=bearer)
+        if status != 200 or answer != CATEGORIES:
+            raise RuntimeError(f"the gateway did not forward the stub's answer: {status} {answer}")
+        targets = {
+            "gateway": (gateway + PATH, bearer),
+            "stub": (stubs.urls["forum"] + PATH, {"Accept": "application/json"}),
+        }
 
-            def load(which: str, duration: float) -> Load:
-                url, headers = targets[which]
-                result = run_load(tool, url, headers, connections=CONNECTIONS, duration=duration, cpus=client_cpus)
-                if result.errors and which == "gateway":
-                    raise RuntimeError(f"{which}: {result.errors} failed requests of {result.requests}")
-                # The stub's own run is the set-up's ceiling, not the measure: its failures (a
-                # reset under a loaded machine) are counted and shown, not fatal.
-                if options.verbose:
-                    log(
-                        f"  {which:8} c={CONNECTIONS} {result.requests_per_second:7.0f} req/s"
-                        f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
-                    )
-                return result
+        def load(which: str, duration: float) -> Load:
+            url, headers = targets[which]
+            result = run_load(tool, url, headers, connections=CONNECTIONS, duration=duration, cpus=client_cpus)
+            if result.errors and which == "gateway":
+                raise RuntimeError(f"{which}: {result.errors} failed requests of {result.requests}")
+            # The stub's own run is the set-up's ceiling, not the measure: its failures (a
+            # reset under a loaded machine) are counted and shown, not fatal.
+            if options.verbose:
+                log(
+                    f"  {which:8} c={CONNECTIONS} {result.requests_per_second:7.0f} req/s"
+                    f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+                )
+            return result
 
-            for which in targets:
-                load(which, options.warmup)
-            runs: dict[str, list[Load]] = {"gateway": [], "stub": []}
-            pgid = bench.suite.processes["gateway"].popen.pid
-            cpu_ms_per_request: list[float] = []
-            for round_number in range(options.runs):
-                order = ("gateway", "stub") if round_number % 2 == 0 else ("stub", "gateway")
-                for which in order:
-                    before = group_cpu_seconds(pgid)
-                    result = load(which, options.duration)
-                    if which == "gateway" and result.requests:
-                        cpu_ms_per_request.append((group_cpu_seconds(pgid) - before) * 1000 / result.requests)
-                    runs[which].append(result)
-            bench.check_alive()
+        for which in targets:
+            load(which, options.warmup)
+        runs: dict[str, list[Load]] = {"gateway": [], "stub": []}
+        pgid = bench.suite.processes["gateway"].popen.pid
+        cpu_ms_per_request: list[float] = []
+        for round_number in range(options.runs):
+            order = ("gateway", "stub") if round_number % 2 == 0 else ("stub", "gateway")
+            for which in order:
+                before = group_cpu_seconds(pgid)
+                result = load(which, options.duration)
+                if which == "gateway" and result.requests:
+                    cpu_ms_per_request.append((group_cpu_seconds(pgid) - before) * 1000 / result.requests)
+                runs[which].append(result)
+        bench.check_alive()
 
     gateway_rps = median([r.requests_per_second for r in runs["gateway"]])
     server_cpus = len(split[1]) if split else os.cpu_count() or 1

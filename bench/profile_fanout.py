@@ -35,13 +35,13 @@ the client's CPU: they stand for other machines, and must not take the gateway's
 from __future__ import annotations
 
 from bench.common import (
-    BenchSuite,
+    STUB_SIGN_IN,
     Metric,
     Options,
     Result,
     StubRoute,
-    StubServices,
     cpu_split,
+    gateway_before_stubs,
     info,
     percentile,
     request_json,
@@ -54,7 +54,6 @@ P50_TARGET = 1.15
 P99_TARGET = 1.4
 DELAYS = {"profile": 0.010, "licenses": 0.020, "downloads": 0.040, "news": 0.020, "forum": 0.010}
 SLOWEST = "downloads"
-USER = {"id": "u-bench", "email": "bench@example.com", "name": "Bench Tester", "staff": False}
 
 
 def _bodies() -> dict[str, object]:
@@ -140,9 +139,7 @@ def stub_routes(delays: dict[str, float] | None = None) -> dict[str, list[StubRo
 
     delays = delays or DELAYS
     bodies = _bodies()
-    services: dict[str, list[StubRoute]] = {
-        "identity": [StubRoute("POST", "/internal/v1/credentials/verify", 0.0, USER)]
-    }
+    services: dict[str, list[StubRoute]] = {"identity": [STUB_SIGN_IN]}
     for part in PARTS:
         path = part.path.format(n=CUSTOMER).split("?", 1)[0]
         services.setdefault(part.service, []).append(StubRoute("GET", path, delays[part.name], bodies[part.name]))
@@ -159,48 +156,39 @@ def slowest_path() -> tuple[str, str]:
 def measure(options: Options, log=print) -> dict:
     split = cpu_split() if options.pin else None
     client_cpus = split[0] if split else None
-    with StubServices(stub_routes(), cpus=client_cpus) as stubs:
-        env = {f"{name.upper()}_URL": url for name, url in stubs.urls.items()}
-        with BenchSuite(["gateway"], options, env) as bench:
-            gateway = bench.web_url("gateway")
-            status, body = request_json(
-                f"{gateway}/api/v1/sessions", "POST", {"email": USER["email"], "password": "bench-password"}
-            )
-            if status != 201:
-                raise RuntimeError(f"sign-in failed: {status} {body}")
-            bearer = {"Authorization": f"Bearer {body['token']}", "Accept": "application/json"}
-            overview_url = f"{gateway}/api/v1/customers/{CUSTOMER}/overview"
-            status, view = request_json(overview_url, headers=bearer)
-            if status != 200 or view.get("unavailable") or view.get("restricted"):
-                raise RuntimeError(f"the overview is not whole: {status} {view}")
-            service, path = slowest_path()
-            baseline_url = stubs.urls[service] + path
-            urls = {"overview": (overview_url, bearer), "baseline": (baseline_url, {"Accept": "application/json"})}
+    with gateway_before_stubs(stub_routes(), options, client_cpus) as (bench, stubs, gateway, bearer):
+        overview_url = f"{gateway}/api/v1/customers/{CUSTOMER}/overview"
+        status, view = request_json(overview_url, headers=bearer)
+        if status != 200 or view.get("unavailable") or view.get("restricted"):
+            raise RuntimeError(f"the overview is not whole: {status} {view}")
+        service, path = slowest_path()
+        baseline_url = stubs.urls[service] + path
+        urls = {"overview": (overview_url, bearer), "baseline": (baseline_url, {"Accept": "application/json"})}
 
-            def load(which: str, duration: float) -> list[float]:
-                url, headers = urls[which]
-                latencies, errors = sequential_latencies(url, headers, duration, client_cpus)
-                if errors:
-                    raise RuntimeError(f"{which}: {errors} failed requests")
-                if options.verbose:
-                    log(
-                        f"  {which:8} n={len(latencies):<4} p50 {percentile(latencies, 0.5):6.2f} ms"
-                        f"  p99 {percentile(latencies, 0.99):6.2f} ms"
-                    )
-                return latencies
+        def load(which: str, duration: float) -> list[float]:
+            url, headers = urls[which]
+            latencies, errors = sequential_latencies(url, headers, duration, client_cpus)
+            if errors:
+                raise RuntimeError(f"{which}: {errors} failed requests")
+            if options.verbose:
+                log(
+                    f"  {which:8} n={len(latencies):<4} p50 {percentile(latencies, 0.5):6.2f} ms"
+                    f"  p99 {percentile(latencies, 0.99):6.2f} ms"
+                )
+            return latencies
 
-            for which in urls:
-                load(which, options.warmup)
-            runs: dict[str, list[list[float]]] = {"overview": [], "baseline": []}
-            for round_number in range(options.runs):
-                order = ("overview", "baseline") if round_number % 2 == 0 else ("baseline", "overview")
-                for which in order:
-                    runs[which].append(load(which, options.duration))
-            bench.check_alive()
-            # The view must still have been whole at the end (no part timed out under load).
-            status, view = request_json(overview_url, headers=bearer)
-            if status != 200 or view.get("unavailable"):
-                raise RuntimeError(f"the overview lost parts: {status} {view.get('unavailable')}")
+        for which in urls:
+            load(which, options.warmup)
+        runs: dict[str, list[list[float]]] = {"overview": [], "baseline": []}
+        for round_number in range(options.runs):
+            order = ("overview", "baseline") if round_number % 2 == 0 else ("baseline", "overview")
+            for which in order:
+                runs[which].append(load(which, options.duration))
+        bench.check_alive()
+        # The view must still have been whole at the end (no part timed out under load).
+        status, view = request_json(overview_url, headers=bearer)
+        if status != 200 or view.get("unavailable"):
+            raise RuntimeError(f"the overview lost parts: {status} {view.get('unavailable')}")
 
     every = {which: [x for run in value for x in run] for which, value in runs.items()}
     figures = {
