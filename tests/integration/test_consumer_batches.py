@@ -17,7 +17,6 @@ from identity.handlers import HANDLERS as IDENTITY_HANDLERS
 from identity.models import CustomerProfile
 from sqlalchemy import event, select
 
-from shared import migrations
 from shared.consumer import EventConsumer
 from shared.db import Database
 from shared.events import new_envelope
@@ -43,15 +42,6 @@ class RecordingChannel:
 
     def basic_publish(self, exchange, routing_key, body, properties, mandatory=False):
         self.said.append(("dead-letter", body, properties.headers["x-failure-reason"]))
-
-
-@pytest.fixture
-def identity_db(new_database):
-    url = new_database("identity")
-    migrations.upgrade("identity", url)
-    database = Database(url)
-    yield database
-    database.dispose()
 
 
 def fragile(session, event):

@@ -13,7 +13,6 @@ from identity.models import CustomerProfile
 from licensing.customers import create_customer
 from sqlalchemy import func, select
 
-from shared import migrations
 from shared.consumer import EventConsumer
 from shared.db import Database
 from shared.events import new_envelope
@@ -34,24 +33,6 @@ from tests.support import (
 ADDRESS = {"street": "Dlouhá 12", "city": "Praha", "postal_code": "11000", "country": "CZ"}
 # Valid company IDs (mod-11 check digit) for the customers these tests create.
 COMPANY_IDS = ["25083325", "27082440", "45274649", "00006947", "26185610", "47114983"]
-
-
-@pytest.fixture
-def licensing_db(new_database):
-    url = new_database("licensing")
-    migrations.upgrade("licensing", url)
-    database = Database(url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def identity_db(new_database):
-    url = new_database("identity")
-    migrations.upgrade("identity", url)
-    database = Database(url)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

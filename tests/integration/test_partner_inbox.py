@@ -26,11 +26,11 @@ from licensing.partner_inbox import CONSUMER, PartnerInbox
 from licensing.partners import create_partner
 from sqlalchemy import select
 
-from shared import migrations
 from shared.consumer import Poison
 from shared.db import Database
 from shared.messaging import outbox
 from shared.topology import Topology
+from tests.integration.conftest import migrated
 from tests.support import Background, drain, queue_depth, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,9 +59,7 @@ def body_of(value) -> bytes:
 # --- fixtures -------------------------------------------------------------------------------
 @pytest.fixture
 def licensing_db(new_database):
-    url = new_database("licensing")
-    migrations.upgrade("licensing", url)
-    database = Database(url)
+    database = migrated(new_database, "licensing")
     with database.unit_of_work() as session:
         session.add(Product(**PRODUCT))
     yield database
