@@ -11,14 +11,11 @@ import pytest
 
 from tests.fault.world import (
     AddressStream,
-    Reconciliation,
     SalesStream,
     all_running,
     dead_letters,
     delivery_gaps,
-    reconcile_addresses,
-    reconcile_sales,
-    replica_differences,
+    reconcile_streams,
     settle,
 )
 from tests.support import wait_until
@@ -75,11 +72,7 @@ def test_broker_stopped_and_started_while_sales_and_address_changes_keep_coming(
     for stream in streams:
         assert stream.errors == [], stream.errors
 
-    settle(suite)
-    result = Reconciliation("broker stopped and started")
-    result.parts["partner sales"] = reconcile_sales(world, sales.sales)
-    result.parts["address changes"] = reconcile_addresses(world, addresses)
-    result.parts["replicas vs their sources"] = replica_differences(suite)
+    result = reconcile_streams(suite, world, "broker stopped and started", sales, addresses)
     result.facts.update(
         outage_seconds=round(outage, 1),
         events_waiting_in_outboxes_during_outage=len(waiting["unsent"]),

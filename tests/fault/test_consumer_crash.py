@@ -11,14 +11,11 @@ import pytest
 
 from tests.fault.world import (
     AddressStream,
-    Reconciliation,
     SalesStream,
     all_running,
     dead_letters,
     inbox_ids,
-    reconcile_addresses,
-    reconcile_sales,
-    replica_differences,
+    reconcile_streams,
     settle,
 )
 from tests.support import wait_until
@@ -72,11 +69,7 @@ def test_consumers_killed_mid_message_and_restarted_apply_everything_once(suite,
     for stream in streams:
         assert stream.errors == [], stream.errors
 
-    settle(suite)
-    result = Reconciliation("consumer killed mid-message")
-    result.parts["partner sales"] = reconcile_sales(world, sales.sales)
-    result.parts["address changes"] = reconcile_addresses(world, addresses)
-    result.parts["replicas vs their sources"] = replica_differences(suite)
+    result = reconcile_streams(suite, world, "consumer killed mid-message", sales, addresses)
     result.facts.update(kills=kills, dead_letters=dead_letters(suite))
     result.publish(record_property, tmp_path)
     assert result.lost == 0, result.parts

@@ -15,14 +15,11 @@ import pytest
 from shared.topology import Topology
 from tests.fault.world import (
     AddressStream,
-    Reconciliation,
     SalesStream,
     all_running,
     database_url,
     dead_letters,
-    reconcile_addresses,
-    reconcile_sales,
-    replica_differences,
+    reconcile_streams,
     settle,
 )
 from tests.support import queue_depth, queue_message_counts, read_only_database, wait_until
@@ -140,11 +137,8 @@ def test_licensing_database_unreachable_for_a_while(suite, world, record_propert
     for answer in refused:
         assert_unavailable(answer)
 
-    settle(suite)  # licensing's relay and consumer came back by themselves: everything applied
-    result = Reconciliation("licensing database unreachable")
-    result.parts["partner sales"] = reconcile_sales(world, sales.sales)
-    result.parts["address changes"] = reconcile_addresses(world, addresses)
-    result.parts["replicas vs their sources"] = replica_differences(suite)
+    # licensing's relay and consumer came back by themselves: everything is applied
+    result = reconcile_streams(suite, world, "licensing database unreachable", sales, addresses)
     facts["dead_letters"] = dead_letters(suite)
     facts["database_connections_through_the_proxy"] = link.connections
     result.facts.update(facts)

@@ -530,6 +530,17 @@ def _rows(suite, service: str, query: str) -> list[tuple]:
         return db.execute(query).fetchall()
 
 
+def reconcile_streams(suite, world: World, scenario: str, sales: SalesStream, addresses: list[AddressStream]):
+    """Once the writers have finished: wait until everything acknowledged has been published
+    and applied, then reconcile the sales, the address changes and every replica."""
+    settle(suite)
+    result = Reconciliation(scenario)
+    result.parts["partner sales"] = reconcile_sales(world, sales.sales)
+    result.parts["address changes"] = reconcile_addresses(world, addresses)
+    result.parts["replicas vs their sources"] = replica_differences(suite)
+    return result
+
+
 def replica_differences(suite) -> dict:
     """Every consumer's replica against the producer that owns the data, once settled:
     identity's profiles and distribution's customers against licensing's customers,
