@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pika
 import pytest
+from werkzeug.serving import make_server
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 20, interval: float = 0.02, message: str = ""):
@@ -368,3 +369,16 @@ def read_only_database(url: str):
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(libpq, autocommit=True, options="-c default_transaction_read_only=on") as connection:
         yield connection
+
+
+@contextlib.contextmanager
+def serving(wsgi_app) -> Iterator[str]:
+    """Serve a WSGI app on a free 127.0.0.1 port in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

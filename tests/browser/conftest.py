@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from shared.config import DEFAULT_SERVICE_PORTS, Settings
 from shared.migrations import upgrade
+from tests.support import serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,19 +30,6 @@ CHROMIUM_ARGS = [
 # The one account the fake identity service knows.
 USER = {"id": "5f0c6a52-9a51-4c1e-8d37-1b2f3c4d5e6f", "email": "ada@example.com", "name": "Ada Lovelace"}
 PASSWORD = "correct horse battery staple"
-
-
-@contextmanager
-def serving(wsgi_app) -> Iterator[str]:
-    """Serve a WSGI app on a free 127.0.0.1 port in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 @Request.application

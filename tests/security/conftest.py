@@ -23,16 +23,13 @@ import io
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from shared import auth, migrations
 from shared.auth import Principal
@@ -40,7 +37,7 @@ from shared.config import Settings
 from shared.consumer import EventConsumer
 from shared.messaging import outbox
 from tests.conftest import TEST_SECRET
-from tests.support import valid_company_id
+from tests.support import serving, valid_company_id
 
 SERVICES = ("identity", "licensing", "distribution", "forum")
 ROLES = ("anonymous", "member", "staff")
@@ -174,18 +171,6 @@ class Relay:
                     for name, consumer in self.consumers.items():
                         if name != producer and row.routing_key in consumer.handlers:
                             consumer.apply(row.body.encode())
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 def _ok(answer, status: int = 201) -> dict:

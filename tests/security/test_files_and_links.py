@@ -125,7 +125,7 @@ def test_a_chunked_upload_over_http_arrives_whole(world: World, draft_release: i
     """The same over real HTTP: a client sending the file chunked (a generator body)."""
     import requests
 
-    from tests.security.conftest import serving
+    from tests.support import serving
 
     data = b"streamed installer bytes " * 20_000
     path = f"/api/v1/admin/releases/{draft_release}/files/streamed.exe"
