@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pika
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 
@@ -382,3 +383,17 @@ def serving(wsgi_app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+def ok(response: requests.Response) -> dict:
+    """The JSON of a successful answer (an empty one: {}); anything else fails the test."""
+    assert response.ok, f"{response.status_code} {response.text}"
+    return response.json() if response.content else {}
+
+
+def api_session(gateway: str, person: dict) -> requests.Session:
+    """Someone signed in to the API with a bearer token (for setting data up quickly)."""
+    http = requests.Session()
+    token = ok(http.post(f"{gateway}/api/v1/sessions", json={"email": person["email"], "password": person["password"]}))
+    http.headers["Authorization"] = "Bearer " + token["token"]
+    return http

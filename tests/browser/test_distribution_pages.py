@@ -16,14 +16,9 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import STAFF
 from tests.browser.test_identity_flow import mailed_link, sign_in
-from tests.support import valid_company_id, wait_until
+from tests.support import ok, valid_company_id, wait_until
 
 pytestmark = pytest.mark.browser
-
-
-def ok(response: requests.Response) -> dict:
-    assert response.ok, f"{response.status_code} {response.text}"
-    return response.json() if response.content else {}
 
 
 def test_the_administrator_downloads_a_release_and_reads_documents_and_news(suite, smtp_inbox, browser):

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import STAFF
 from tests.browser.test_identity_flow import sign_in
-from tests.support import valid_company_id, wait_until
+from tests.support import api_session, ok, valid_company_id, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -28,19 +28,6 @@ QUESTION = (
     'Zkusil jsem <script>window.pwned = 1</script> a <img src=x onerror="window.pwned = 2"> '
     "a také [x](javascript:alert(1))."
 )
-
-
-def ok(response: requests.Response) -> dict:
-    assert response.ok, f"{response.status_code} {response.text}"
-    return response.json() if response.content else {}
-
-
-def api_session(gateway: str, person: dict) -> requests.Session:
-    """Someone signed in to the API with a bearer token (for setting data up quickly)."""
-    http = requests.Session()
-    token = ok(http.post(f"{gateway}/api/v1/sessions", json={"email": person["email"], "password": person["password"]}))
-    http.headers["Authorization"] = "Bearer " + token["token"]
-    return http
 
 
 def shot(page, name: str) -> None:

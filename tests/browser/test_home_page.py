@@ -16,25 +16,13 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import STAFF
 from tests.browser.test_identity_flow import sign_in
-from tests.support import valid_company_id, wait_until
+from tests.support import api_session, ok, valid_company_id, wait_until
 
 pytestmark = pytest.mark.browser
 
 ADMIN = {"email": "marta@pila.example", "password": "Piliny a hobliny 2026", "name": "Marta Pilařová"}
 COMPANY = "Pila Na Vršku s.r.o."
 NOTICE = "Tuto část teď nelze zobrazit, zkuste to prosím za chvíli."
-
-
-def ok(response: requests.Response) -> dict:
-    assert response.ok, f"{response.status_code} {response.text}"
-    return response.json() if response.content else {}
-
-
-def api_session(gateway: str, person: dict) -> requests.Session:
-    http = requests.Session()
-    token = ok(http.post(f"{gateway}/api/v1/sessions", json={"email": person["email"], "password": person["password"]}))
-    http.headers["Authorization"] = "Bearer " + token["token"]
-    return http
 
 
 def fits_the_screen(page) -> bool:
