@@ -38,13 +38,12 @@ from datetime import UTC, datetime
 import pika
 import pika.exceptions
 from marshmallow import ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared import amqp, logs
 from shared.config import Settings
-from shared.db import Database
+from shared.db import Database, insert_or_skip
 from shared.events import Event, UnknownEvent, parse_envelope
 from shared.heartbeat import Heartbeat
 from shared.messaging import inbox
@@ -83,8 +82,7 @@ class EventConsumer:
         self.queue = queue or self.topology.queue(self.name)
         self.prefetch = prefetch
         # Built once, the same statement for every event (only the values change).
-        insert = postgresql.insert if self.database.is_postgres else sqlite.insert
-        self._inbox_insert = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+        self._inbox_insert = insert_or_skip(self.database.engine.dialect.name, inbox).returning(inbox.c.event_id)
         self.stopping = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self.heartbeat = Heartbeat(settings.heartbeat_file)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +26,15 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def insert_or_skip(dialect_name: str, table, **conflict):
+    """`INSERT ... ON CONFLICT DO NOTHING` for the dialect in use (PostgreSQL's or SQLite's: the
+    plain `insert()` has no ON CONFLICT). A row whose unique key is taken is skipped without an
+    error, so no savepoint is needed to carry on after it; a conflicting insert still waits for
+    the transaction holding that key to end. `conflict`: e.g. `index_elements=[...]`."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(**conflict)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

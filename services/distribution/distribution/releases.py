@@ -9,12 +9,10 @@ unregistered license entitles nothing.
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from distribution.models import Customer, Entitlement, NewsItem, Release, ReleaseFile, Shipment
-from shared.db import utc_now
+from shared.db import insert_or_skip, utc_now
 
 
 def entitled_releases(session: Session, customer_number: str, product: str | None = None):
@@ -110,10 +108,10 @@ def _ship_dvds(session: Session, release: Release) -> None:
     ).all()
     if not customers:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(Shipment)
-        .values(
+        insert_or_skip(
+            session.get_bind().dialect.name, Shipment, index_elements=["customer_number", "release_id"]
+        ).values(
             [
                 {
                     "customer_number": c.customer_number,
@@ -126,7 +124,6 @@ def _ship_dvds(session: Session, release: Release) -> None:
                 for c in customers
             ]
         )
-        .on_conflict_do_nothing(index_elements=["customer_number", "release_id"])
     )
 
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from licensing import installation_numbers
 from licensing.customers import CustomerExists, create_customer
 from licensing.models import Customer, License, Partner, Product
-from shared.db import utc_now
+from shared.db import insert_or_skip, utc_now
 from shared.outbox import add_event
 
 # A partner-sold license's support (SERVIS) starts when the customer registers it.
@@ -76,14 +75,6 @@ class RecordedSale:
             "customer_number": self.customer_number,
             "status": self.license.status,
         }
-
-
-def insert_or_skip(session: Session, entity):
-    """`INSERT ... ON CONFLICT DO NOTHING` on PostgreSQL and SQLite: a row whose unique key is
-    taken is skipped without an error, so no savepoint is needed to carry on after it (a
-    conflicting insert still waits for the transaction holding that key to end)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(entity).on_conflict_do_nothing()
 
 
 def check_product(session: Session, code: str, edition: str, add_ons: list[str]) -> Product:
@@ -239,7 +230,7 @@ def _insert_license(session: Session, customer: Customer, **fields) -> License |
     """A license with a freshly drawn installation number; None when a unique key was taken
     (the number, or the partner's sale id)."""
     return session.scalars(
-        insert_or_skip(session, License)
+        insert_or_skip(session.get_bind().dialect.name, License)
         .values(installation_number=installation_numbers.new(), customer_id=customer.id, version=1, **fields)
         .returning(License)
     ).one_or_none()

@@ -17,9 +17,8 @@ import secrets
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from licensing.licenses import insert_or_skip
 from licensing.models import IdempotentRequest, Partner, PartnerKey
-from shared.db import utc_now
+from shared.db import insert_or_skip, utc_now
 
 PREFIX = "cc"
 
@@ -72,7 +71,7 @@ def claim_request_key(session: Session, partner_id: str, key: str, fingerprint: 
     earlier request's row, answered already: a concurrent request with the same key waits in
     the INSERT until the first one's transaction ends (and takes the key if that rolled back)."""
     claimed = session.execute(
-        insert_or_skip(session, IdempotentRequest)
+        insert_or_skip(session.get_bind().dialect.name, IdempotentRequest)
         .values(partner_id=partner_id, key=key, request_hash=fingerprint, status=0, response="", created_at=utc_now())
         .returning(IdempotentRequest.key)
     ).first()
