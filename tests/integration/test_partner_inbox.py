@@ -117,7 +117,8 @@ def broker_users(amqp_url, topology):
 
     def make() -> BrokerUser:
         user = BrokerUser(amqp_url, f"partner-{secrets.token_hex(4)}", secrets.token_urlsafe(16))
-        ctl("add_user", user.name, user.password)
+        # "--": a random password may begin with "-", which rabbitmqctl would take for an option
+        ctl("add_user", "--", user.name, user.password)
         made.append(user.name)
         write = f"^{re.escape(topology.partner_sales_exchange)}$"
         ctl("set_permissions", "-p", vhost, user.name, "^$", write, "^$")
