@@ -91,6 +91,19 @@ class SessionStore:
                 connection.execute(update(Session).where(Session.id == session.id).values(last_seen_at=now))
         return session
 
+    def refresh_person(self, user_id: str, name: str, email: str) -> bool:
+        """Identity has the person under another name or e-mail than their sessions remember
+        (they renamed themselves since signing in): every session of theirs takes it over, so
+        pages greet them by it and services receive it in their token. True if any changed."""
+        with self.database.engine.begin() as connection:
+            changed = connection.execute(
+                update(_SESSIONS)
+                .where(_SESSIONS.c.user_id == user_id)
+                .where((_SESSIONS.c.name != name) | (_SESSIONS.c.email != email))
+                .values(name=name, email=email)
+            )
+        return changed.rowcount > 0
+
     def close(self, session_id: str) -> None:
         with self.database.unit_of_work() as db:
             db.execute(delete(Session).where(Session.id == session_id))

@@ -331,6 +331,7 @@ def test_watching_the_unsubscribe_link_the_display_name_and_a_phone(forum_suite,
     petr.wait_for_url(gateway + "/account?done=name")
     expect(petr.get_by_role("status")).to_have_text("Vaše zobrazované jméno bylo změněno.")
     expect(petr.get_by_label("Zobrazované jméno")).to_have_value("Petr Počtář (účetní)")
+    expect(petr.locator(".signed-in-as")).to_contain_text("Petr Počtář (účetní)")  # not the sign-in's name
     shot(petr, "account")
 
     # On a phone: nothing scrolls sideways.

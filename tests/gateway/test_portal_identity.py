@@ -10,6 +10,7 @@ import pytest
 
 from tests.gateway.conftest import (
     ALL_RIGHTS,
+    ME,
     USER,
     field_error,
     nav,
@@ -390,3 +391,21 @@ def test_choosing_dvd_delivery(signed_in, identity):
     response = post_signed_in(signed_in, page + "/delivery-method", {"delivery_method": "dvd"}, page)
     assert response.headers["Location"] == page + "?done=delivery"
     assert identity.sent("PUT", "/api/v1/customers/1001/delivery-method") == [{"delivery_method": "dvd"}]
+
+
+def test_a_new_name_reaches_the_pages_and_every_session_of_the_person(signed_in, identity, client):
+    """The session remembers the name from sign-in; after a rename identity's answer wins, for
+    this browser and for the person's other sessions (read from the gateway's own store)."""
+    store = client.application.extensions["sessions"]
+    other_token, _ = store.open(USER | {"staff": False})
+    response = post_signed_in(signed_in, "/account/name", {"name": "Ada King"})
+    assert response.status_code == 303 and identity.sent("PATCH", "/api/v1/me") == [{"name": "Ada King"}]
+
+    identity.answer("GET", "/api/v1/me", 200, ME | {"name": "Ada King", "email": "ada.king@example.com"})
+    page = text(signed_in.get("/"))
+    assert "Dobrý den, Ada King" in page and "Ada Lovelace" not in page
+    signed_in.get("/account")
+    latest = [p for m, path, _, p in identity.calls if path == "/api/v1/me"][-1]
+    assert (latest.name, latest.email) == ("Ada King", "ada.king@example.com")  # services hear it too
+    other = store.find(other_token)
+    assert (other.name, other.email) == ("Ada King", "ada.king@example.com")

@@ -208,11 +208,24 @@ def me() -> dict | None:
     is signed in or identity cannot say right now (pages then show less, not an error)."""
     if "portal_me" not in g:
         g.portal_me = None
-        if caller() is not None:
+        signed_in = caller()
+        if signed_in is not None:
             answer = call("GET", "/api/v1/me")
             if answer.ok:
                 g.portal_me = answer.body
+                _follow_renames(signed_in, answer.body)
     return g.portal_me
+
+
+def _follow_renames(signed_in: Caller, person: dict) -> None:
+    """The session holds the name and e-mail the person had when they signed in; identity's
+    answer is the truth. A changed one is written to their sessions and read again."""
+    name, email = person.get("name"), person.get("email")
+    session = signed_in.session
+    if not (isinstance(name, str) and isinstance(email, str)) or (name, email) == (session.name, session.email):
+        return
+    api.store().refresh_person(session.user_id, name, email)
+    g.portal_caller = api.store().caller(request)
 
 
 def membership(person: dict | None, customer_number: str | None) -> dict | None:
