@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 
 import pika
+from pika.exceptions import ChannelClosedByBroker
 
 from shared import amqp
 from shared.config import Settings
@@ -22,6 +23,8 @@ from shared.topology import Topology
 
 # Headers the consumer adds when it dead-letters a message; a replayed message starts clean.
 FAILURE_HEADERS = ("x-failure-reason", "x-failed-consumer", "x-failed-at", "x-original-routing-key", "x-delivery-count")
+# How the partners' sales inbox is named among the consumers in a listing.
+PARTNER_SALES = "licensing.partner-sales"
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,22 @@ class DeadLetters:
         return list(self.topology.consumers())
 
     def list(self, consumer: str) -> list[DeadLetter]:
-        """Every dead letter of one consumer; nothing is removed."""
+        """Every dead letter of one consumer's events queue; nothing is removed."""
+        return self._list(self.topology.dead_letter_queue(consumer), consumer)
+
+    def list_partner_sales(self) -> list[DeadLetter]:
+        """The partners' sales messages licensing's inbox refused. Listed, never replayed: a
+        dead-lettered sale has lost its broker-checked user_id (the partner is then only in a
+        header a partner could forge), so the inbox would refuse a copy; the partner sends it again."""
+        return self._list(self.topology.dead_letter_queue_of(self.topology.partner_sales_queue), PARTNER_SALES)
+
+    def _list(self, dead_letter_queue: str, consumer: str) -> list[DeadLetter]:
         connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
         channel = connection.channel()
         letters = []
         try:
             while True:
-                method, properties, _body = channel.basic_get(self.topology.dead_letter_queue(consumer))
+                method, properties, _body = _get(channel, dead_letter_queue)
                 if method is None:
                     break
                 headers = properties.headers or {}
@@ -62,7 +74,8 @@ class DeadLetters:
                     )
                 )
         finally:
-            # Unacked gets go back to the queue when the connection closes.
+            # Unacked gets go back to the queue when the connection closes (the DLQs have no
+            # delivery limit, so looking at them costs nothing).
             connection.close()
         return letters
 
@@ -74,7 +87,7 @@ class DeadLetters:
         replayed = 0
         try:
             while True:
-                method, properties, body = channel.basic_get(self.topology.dead_letter_queue(consumer))
+                method, properties, body = _get(channel, self.topology.dead_letter_queue(consumer))
                 if method is None:
                     break
                 if event_ids is not None and properties.message_id not in event_ids:
@@ -92,6 +105,17 @@ class DeadLetters:
         finally:
             connection.close()
         return replayed
+
+
+def _get(channel, queue: str):
+    """The next message of a DLQ, or (None, None, None) when it is empty or does not exist yet
+    (no consumer has declared the topology since the broker started afresh: nothing failed)."""
+    try:
+        return channel.basic_get(queue)
+    except ChannelClosedByBroker as error:
+        if error.reply_code == 404:
+            return None, None, None
+        raise
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import api, overview, portal
+from gateway import api, dead_letters, overview, portal
 from gateway.sessions import SessionStore
 from gateway.upstream import Upstream
 from shared.config import Settings
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     openapi.register_blueprint(api.sessions)
     openapi.register_blueprint(overview.overview)
+    openapi.register_blueprint(dead_letters.dead_letters)
     app.register_blueprint(api.forwarding)
     app.register_blueprint(portal.portal)
     portal.i18n.init_app(app)

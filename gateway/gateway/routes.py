@@ -1,8 +1,8 @@
 """Which service owns which public path: the gateway's route table, in one place.
 
 First match wins, so more specific patterns come first. A path that matches nothing is a
-404 at the gateway. Paths the gateway answers itself (sessions, the profile view, the
-portal) are Flask routes and never reach this table.
+404 at the gateway. Paths the gateway answers itself (sessions, the profile view, dead
+letters, the portal) are Flask routes and never reach this table.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 gone wrong renamed its `entitlements` table). Each license event is tried
 `MAX_DELIVERY_ATTEMPTS` times and then lands in distribution's DLQ with the reason, while the
 other events for distribution (memberships, contacts) keep flowing. Once the table is back,
-the operators' tool replays the dead letters and each sale is applied once."""
+the operators replay the dead letters (half through the gateway's `/api/v1/admin/dead-letters`,
+half with `python -m ops.deadletters`) and each sale is applied once."""
 
 from __future__ import annotations
 
@@ -125,9 +126,21 @@ def test_a_poison_message_is_dead_lettered_the_rest_flows_and_the_replay_applies
     # listing leaves the dead letters where they are (its unacknowledged gets go back)
     wait_until(lambda: queue_depth(amqp_url, dlq) == SALES, timeout=60, message="the dead letters back in the DLQ")
 
+    # The same through the gateway's API, as an operator's browser or script sees it.
+    listed = world.staff_call("GET", "/api/v1/admin/dead-letters")["items"]
+    assert {(x["consumer"], x["id"], x["replayable"]) for x in listed} == {
+        ("distribution", event_id, True) for event_id in poisoned
+    }
+    wait_until(lambda: queue_depth(amqp_url, dlq) == SALES, timeout=60, message="the dead letters back in the DLQ")
+
     alter(suite, "ALTER TABLE entitlements_broken RENAME TO entitlements")  # the fix
+    # Half replayed one by one over HTTP, the rest at once with the command-line tool.
+    by_api = sorted(poisoned)[: SALES // 2]
+    for event_id in by_api:
+        answer = world.staff_call("POST", f"/api/v1/admin/dead-letters/{event_id}/replay")
+        assert answer == {"id": event_id, "replayed_to": ["distribution"]}, answer
     replayed = operators_tool(suite, "replay", "distribution")
-    assert f"replayed {SALES} message(s)" in replayed.stderr, replayed.stderr
+    assert f"replayed {SALES - len(by_api)} message(s)" in replayed.stderr, replayed.stderr
 
     settle(suite)
     result = Reconciliation("poison message, dead-lettered and replayed")

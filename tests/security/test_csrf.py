@@ -90,6 +90,7 @@ def _value(world: World, name: str) -> str:
         "partner_id": NOBODY,
         "installation_number": "AAAAAA-AAAAAA-AAAAAA",
         "shipment_id": 1,
+        "event_id": NOBODY,  # no such dead letter: a 404 once past the check
     }
     values["filename"] = "portal.css"
     if name not in values:

@@ -18,14 +18,6 @@ import sys
 
 from shared import migrations
 from shared.config import Settings
-from shared.topology import Topology
-
-
-class _PartnerSalesTopology(Topology):
-    """Points ops.deadletters at the partners' sales inbox instead of an events queue."""
-
-    def queue(self, consumer: str) -> str:
-        return self.partner_sales_queue
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,16 +71,8 @@ def _dead_letters(settings: Settings, action: str, event_ids: list[str]) -> None
         count = letters.replay("licensing", set(event_ids) or None)
         print(f"replayed {count} message(s) to {letters.topology.queue('licensing')}", file=sys.stderr)
         return
-    sources = [("licensing", letters)]
-    if hasattr(Topology, "partner_sales_queue"):
-        # Listed, never replayed: a dead-lettered sale has lost its broker-checked user_id (the
-        # partner is only in a header a partner could forge), so the inbox would reject a copy.
-        inbox = DeadLetters(settings.amqp_url, settings.events_namespace)
-        inbox.topology = _PartnerSalesTopology(settings.events_namespace)
-        sources.append((inbox.topology.partner_sales_queue.removeprefix(settings.events_namespace), inbox))
-    for name, source in sources:
-        for letter in source.list(name):
-            print(json.dumps(letter.__dict__, ensure_ascii=False))
+    for letter in [*letters.list("licensing"), *letters.list_partner_sales()]:
+        print(json.dumps(letter.__dict__, ensure_ascii=False))
 
 
 if __name__ == "__main__":
