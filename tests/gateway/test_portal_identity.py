@@ -87,7 +87,6 @@ def test_registration_field_errors_appear_next_to_their_fields_in_czech(client, 
         (422, "registration-mismatch", "ID zákazníka a IČ neodpovídají žádnému našemu zákazníkovi"),
         (409, "profile-has-administrator", "už má administrátora. Požádejte ho"),
         (409, "profile-claimed", "zatím nepotvrdil"),
-        (409, "email-taken", "S touto e-mailovou adresou už účet existuje"),
     ],
 )
 def test_registration_problems_are_page_messages(client, identity, status, slug, expected):

@@ -147,3 +147,70 @@ def test_a_lapsed_claim_is_released_by_the_next_registration_too(identity):
 
 def test_unknown_tokens_are_404(identity):
     assert identity.call("POST", "/api/v1/registrations/confirm", {"token": "nope"}).status_code == 404
+
+
+def test_a_person_with_an_account_registers_another_company_into_it(identity):
+    """Rule 4: an accounting firm's bookkeeper, administrator of one client, registers the next
+    one. Same answer as a new address; the e-mail asks to confirm; the password stays."""
+    ada = identity.administrator("100001")
+    answer = identity.register("100002", password="a different password 42")
+    assert answer.status_code == 202 and answer.get_json()["status"] == "pending_confirmation"
+    mail = identity.mails_to("ada@example.com")[-1]
+    assert "Stavebniny Morava a.s." in mail.subject and "stávajícím účtu" in mail.body
+    # still only the first company until the link is opened
+    memberships = identity.call("GET", "/api/v1/me", user=ada).get_json()["memberships"]
+    assert [m["customer_number"] for m in memberships] == ["100001"]
+    assert identity.register("100002", email="bob@example.com").status_code == 409  # claimed
+
+    token = identity.token_from_mail("ada@example.com", "confirm")
+    assert identity.call("POST", "/api/v1/registrations/confirm", {"token": token}).status_code == 200
+    memberships = identity.call("GET", "/api/v1/me", user=ada).get_json()["memberships"]
+    assert {m["customer_number"]: m["administrator"] for m in memberships} == {"100001": True, "100002": True}
+    assert identity.user_id("ada@example.com") == ada
+    assert identity.verify("ada@example.com", PASSWORD).status_code == 200  # her password, unchanged
+    assert identity.verify("ada@example.com", "a different password 42").status_code == 401
+
+
+def test_a_lapsed_claim_of_an_existing_account_leaves_the_account(identity):
+    from dataclasses import replace
+
+    ada = identity.administrator("100001")
+    settings = identity.client.application.extensions["settings"]
+    identity.client.application.extensions["settings"] = replace(settings, registration_confirm_ttl=1)
+    assert identity.register("100002").status_code == 202
+    token = identity.token_from_mail("ada@example.com", "confirm")
+    time.sleep(1.2)
+    identity.client.application.extensions["settings"] = settings
+    assert identity.call("POST", "/api/v1/registrations/confirm", {"token": token}).status_code == 410
+    assert identity.user_id("ada@example.com") == ada
+    assert identity.verify("ada@example.com", PASSWORD).status_code == 200
+    memberships = identity.call("GET", "/api/v1/me", user=ada).get_json()["memberships"]
+    assert [m["customer_number"] for m in memberships] == ["100001"]
+    assert identity.register("100002", email="bob@example.com").status_code == 202  # the profile is free
+
+
+def test_an_address_whose_account_is_unfinished_gets_the_same_answer_and_a_hint(identity):
+    assert identity.register("100001").status_code == 202  # not confirmed
+    again = identity.register("100002")
+    assert again.status_code == 202 and again.get_json()["status"] == "pending_confirmation"
+    hint = identity.mails_to("ada@example.com")[-1]
+    assert "Stavebniny Morava a.s." in hint.body and "není aktivní" in hint.body and "token=" not in hint.body
+    assert identity.register("100002", email="bob@example.com").status_code == 202  # nothing was claimed
+
+
+def test_a_known_address_answers_like_a_new_one_and_costs_one_hash_too(identity, monkeypatch):
+    """quality.md: one answer, one status and similar timing for a known e-mail: the password
+    is hashed whether the address is new, has an account, or has an unfinished one."""
+    from identity import registration
+
+    hashed = []
+    real = registration.hash_password
+    monkeypatch.setattr(registration, "hash_password", lambda password: hashed.append(password) or real(password))
+    answers = [identity.register("100001", email="new@example.com")]  # a new address
+    token = identity.token_from_mail("new@example.com", "confirm")
+    answers.append(identity.register("100002", email="new@example.com"))  # unfinished account
+    assert identity.call("POST", "/api/v1/registrations/confirm", {"token": token}).status_code == 200
+    answers.append(identity.register("100002", email="new@example.com"))  # an active account
+    assert len(hashed) == 3
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert [set(a.get_json()) for a in answers] == [{"status", "expires_at"}] * 3

@@ -164,9 +164,6 @@ def problem_message(answer: Answer) -> str:
             "Someone has registered this customer profile and has not confirmed it yet. "
             "If it is not confirmed within 2 days, you can register again."
         ),
-        "email-taken": _(
-            "This e-mail address already has an account. Sign in and ask the profile's administrator for access."
-        ),
         "member-exists": _("This person already has access to the profile."),
         "last-administrator": _("A profile keeps at least one administrator. Appoint another one first."),
         "missing-right": _("You do not have the right to do this in this profile."),

@@ -258,13 +258,6 @@ class Registrations(MethodView):
                 "Registration pending",
                 "Someone has registered this profile and not confirmed yet. Try again after the confirmation time.",
             ) from None
-        except registration.EmailTaken:
-            raise Problem(
-                409,
-                "email-taken",
-                "E-mail in use",
-                "This e-mail address has an account. Sign in, and ask the profile's administrator for access.",
-            ) from None
         return {"status": "pending_confirmation", "expires_at": expires_at}
 
 

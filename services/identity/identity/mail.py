@@ -53,6 +53,71 @@ If you did not register, ignore this e-mail; the registration lapses when the ti
     )
 
 
+def confirm_added_profile(
+    session: Session, recipient: str, name: str, company: str, link: str, expires_at: datetime
+) -> None:
+    """A registration with an address that has an account: confirming adds the company to it."""
+    queue(
+        session,
+        recipient,
+        f"Potvrďte přidání firmy {company} / Confirm adding {company}",
+        f"""Dobrý den, {name},
+
+s vaší e-mailovou adresou byla zaregistrována firma {company}. Otevřením tohoto odkazu do
+{_when(expires_at)} se stanete administrátorem jejího profilu ve svém stávajícím účtu:
+
+{link}
+
+Přihlašujete se dál svým dosavadním heslem; heslo zadané při registraci se nepoužije.
+Pokud jste firmu neregistrovali, tento e-mail ignorujte; registrace po uplynutí lhůty zanikne.
+
+---
+Hello {name},
+
+{company} was registered with your e-mail address. Open this link before
+{_when(expires_at)} to become the administrator of its profile in your existing account:
+
+{link}
+
+You keep signing in with your current password; the one given when registering is not used.
+If you did not register the company, ignore this e-mail; the registration lapses when the
+time is up.
+
+{SIGNATURE}
+""",
+    )
+
+
+def unfinished_account(session: Session, recipient: str, name: str, company: str) -> None:
+    """A registration with an address whose account is not active yet (unconfirmed, invited)."""
+    queue(
+        session,
+        recipient,
+        "Dokončete nejprve svůj účet / Finish your account first",
+        f"""Dobrý den, {name},
+
+s vaší e-mailovou adresou se někdo pokusil zaregistrovat firmu {company}. K této adrese
+už patří účet, který ještě není aktivní. Nejprve ho dokončete odkazem z dřívějšího e-mailu
+(potvrzení registrace nebo pozvánka); pak firmu zaregistrujte znovu. Pokud odkaz vypršel,
+registrace zanikla a můžete začít znovu.
+
+Pokud jste to nebyli vy, tento e-mail ignorujte.
+
+---
+Hello {name},
+
+someone tried to register {company} with your e-mail address. The address already has an
+account that is not active yet. Finish it first with the link from the earlier e-mail
+(registration confirmation or invitation), then register the company again. If that link
+has expired, the registration has lapsed and you can start again.
+
+If this was not you, ignore this e-mail.
+
+{SIGNATURE}
+""",
+    )
+
+
 def invitation(
     session: Session, recipient: str, name: str, company: str, inviter: str, link: str, expires_at: datetime
 ) -> None:

@@ -5,6 +5,12 @@ The claim on a profile is a row keyed by the customer number: of many people reg
 profile at once, the database lets exactly one insert it. It stays after confirmation, so
 nobody can self-register to a profile that has an administrator; it is removed with the
 unconfirmed account when the confirmation lapses.
+
+A person who has an account already (an accounting firm's bookkeeper registering one more
+client company, rule 4) registers the same way: the claim is made for their account, the
+e-mail asks them to confirm adding the company, and their password stays as it is. The
+answer is the same as for a new address, so registering tells nobody which e-mails have
+accounts (quality.md); an account that is not active yet gets an e-mail saying what to do.
 """
 
 from __future__ import annotations
@@ -33,10 +39,6 @@ class ProfileClaimed(Exception):
     """Someone registered this profile and has not confirmed yet."""
 
 
-class EmailTaken(Exception):
-    pass
-
-
 def register(
     session: Session,
     *,
@@ -62,11 +64,15 @@ def register(
         select(Membership).where(Membership.customer_number == customer_number, Membership.administrator)
     ):
         raise ProfileHasAdministrator()
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise EmailTaken()
-
     expires_at = utc_now() + timedelta(seconds=ttl_seconds)
-    user = User(email=email, name=name, password_hash=hash_password(password), status="pending")
+    # Hashed whether or not the address has an account, so both answers take as long.
+    password_hash = hash_password(password)
+    existing = session.scalar(select(User).where(User.email == email))
+    if existing is not None and existing.status != "active":
+        # A registration or invitation not finished yet: the link already sent is the way in.
+        mail.unfinished_account(session, email, existing.name, profile.company_name)
+        return expires_at
+    user = existing or User(email=email, name=name, password_hash=password_hash, status="pending")
     try:
         with session.begin_nested():
             session.add(user)
@@ -76,19 +82,22 @@ def register(
             )
             session.flush()
     except IntegrityError:
-        # Lost the race for this profile (or this e-mail) to a registration that committed first.
+        # Lost the race for this profile to a registration that committed first.
         if session.get(ProfileClaim, customer_number) is not None:
             raise ProfileClaimed() from None
-        raise EmailTaken() from None
+        # Or for this e-mail: that registration sent its own mail, and ours says the same.
+        return expires_at
     raw, _ = tokens.issue(session, tokens.CONFIRM, user.id, ttl_seconds, customer_number)
-    mail.confirm_registration(
-        session, email, name, profile.company_name, tokens.link(public_url, tokens.CONFIRM, raw), expires_at
-    )
+    link = tokens.link(public_url, tokens.CONFIRM, raw)
+    if existing is not None:
+        mail.confirm_added_profile(session, email, existing.name, profile.company_name, link, expires_at)
+    else:
+        mail.confirm_registration(session, email, name, profile.company_name, link, expires_at)
     return expires_at
 
 
 def confirm(session: Session, raw_token: str) -> User:
-    """Turn the pending account and claim into an active administrator. Raises
+    """Turn the pending account (or an existing one) and its claim into an active administrator. Raises
     tokens.TokenUnknown, or tokens.TokenExpired (the caller then calls `lapse_for`)."""
     token = tokens.consume(session, tokens.CONFIRM, raw_token)
     user = session.get(User, token.user_id)
@@ -115,7 +124,8 @@ def lapse_for(session: Session, user_id: str, customer_number: str | None) -> No
 
 
 def lapse(session: Session, claim: ProfileClaim) -> None:
-    """The confirmation time is up: the account and its claim are gone; the profile is free."""
+    """The confirmation time is up: the claim is gone and so is the account it made (an account
+    that was active before keeps its other profiles); the profile is free."""
     user = session.get(User, claim.user_id)
     session.delete(claim)
     if user is not None and user.status == "pending":
