@@ -214,3 +214,22 @@ def test_a_known_address_answers_like_a_new_one_and_costs_one_hash_too(identity,
     assert len(hashed) == 3
     assert [a.status_code for a in answers] == [202, 202, 202]
     assert [set(a.get_json()) for a in answers] == [{"status", "expires_at"}] * 3
+
+
+def test_a_lapsed_registration_does_not_keep_the_address_from_registering_another_company(identity):
+    """Nobody touched 100001 since Ada's link expired, so nothing lapsed it yet: registering
+    100002 with her address lapses it and starts afresh instead of hinting at a dead link."""
+    from dataclasses import replace
+
+    settings = identity.client.application.extensions["settings"]
+    identity.client.application.extensions["settings"] = replace(settings, registration_confirm_ttl=1)
+    assert identity.register("100001").status_code == 202
+    time.sleep(1.2)
+    identity.client.application.extensions["settings"] = settings
+    assert identity.register("100002", password="another passphrase").status_code == 202
+    token = identity.token_from_mail("ada@example.com", "confirm")
+    assert identity.call("POST", "/api/v1/registrations/confirm", {"token": token}).status_code == 200
+    assert identity.verify("ada@example.com", "another passphrase").status_code == 200
+    me = identity.call("GET", "/api/v1/me", user=identity.user_id("ada@example.com")).get_json()
+    assert [m["customer_number"] for m in me["memberships"]] == ["100002"]
+    assert identity.register("100001", email="bob@example.com").status_code == 202  # 100001 is free

@@ -106,6 +106,40 @@ def test_one_person_in_two_profiles_with_different_rights(identity):
     assert identity.call("PUT", "/api/v1/customers/100001/addresses", _addresses(), user=jan).status_code == 403
 
 
+def test_a_second_profile_inviting_someone_who_never_accepted_sends_a_fresh_invitation(identity):
+    """Jan was invited to one profile and never set a password (the link may have expired): a
+    notice to sign in would leave him no way in, so the second profile's invitation is a link."""
+    ada = identity.administrator("100001", "ada@example.com")
+    bob = identity.administrator("100002", "bob@example.com")
+    assert invite(identity, ada, "jan@example.com", ("downloads",)).status_code == 201
+    first = identity.token_from_mail("jan@example.com", "invitation")
+    assert invite(identity, bob, "jan@example.com", ("news",), customer_number="100002").status_code == 201
+    second = identity.mails_to("jan@example.com")[-1]
+    assert "Stavebniny Morava" in second.body and "/invitation?token=" in second.body
+    stale = identity.call("POST", "/api/v1/invitations/accept", {"token": first, "password": "colleague passphrase"})
+    assert stale.status_code == 404  # a new invitation voids the older one
+    jan = colleague_accepts(identity)
+    me = identity.call("GET", "/api/v1/me", user=jan).get_json()
+    assert {m["customer_number"] for m in me["memberships"]} == {"100001", "100002"}
+
+
+def test_inviting_someone_whose_registration_is_unconfirmed_lets_them_in(identity):
+    """Eva registered 100002 and has not confirmed; Ada invites her to 100001. The invitation
+    sets her password and lets her in; her own registration can still be confirmed."""
+    ada = identity.administrator("100001", "ada@example.com")
+    assert identity.register("100002", email="eva@example.com", name="Eva").status_code == 202
+    confirm = identity.token_from_mail("eva@example.com", "confirm")
+    assert invite(identity, ada, "eva@example.com", ("news",)).status_code == 201
+    eva = colleague_accepts(identity, "eva@example.com")
+    assert identity.verify("eva@example.com", "colleague passphrase").status_code == 200
+    assert identity.call("POST", "/api/v1/registrations/confirm", {"token": confirm}).status_code == 200
+    me = identity.call("GET", "/api/v1/me", user=eva).get_json()
+    assert {(m["customer_number"], m["administrator"]) for m in me["memberships"]} == {
+        ("100001", False),
+        ("100002", True),
+    }
+
+
 def test_another_profile_is_404_never_403(identity):
     ada = identity.administrator("100001", "ada@example.com")
     identity.administrator("100002", "bob@example.com")

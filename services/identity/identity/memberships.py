@@ -103,16 +103,21 @@ def add_member(
     public_url: str,
     invitation_ttl: int,
 ) -> tuple[Membership, User]:
-    """Give a person access: a new account gets an invitation to set a password, an existing
-    one gains the membership at once and a notice."""
+    """Give a person access: a new account gets an invitation to set a password, an active
+    one gains the membership at once and a notice. An account that cannot sign in yet (an
+    invitation not accepted, perhaps expired; a registration not confirmed) gets a fresh
+    invitation: a notice to sign in would leave it no way in."""
     profile = session.get(CustomerProfile, customer_number)
     user = session.scalars(select(User).where(User.email == email)).one_or_none()
     if user is not None and session.get(Membership, (user.id, customer_number)) is not None:
         raise MemberExists()
-    if user is None:
-        user = User(email=email, name=name, status="invited")
-        session.add(user)
-        session.flush()
+    if user is None or user.status != "active":
+        if user is None:
+            user = User(email=email, name=name, status="invited")
+            session.add(user)
+            session.flush()
+        else:
+            user.status = "invited"  # a pending registration's lapse then leaves the account
         raw, expires_at = tokens.issue(session, tokens.INVITATION, user.id, invitation_ttl, customer_number)
         mail.invitation(
             session,

@@ -68,6 +68,8 @@ def register(
     # Hashed whether or not the address has an account, so both answers take as long.
     password_hash = hash_password(password)
     existing = session.scalar(select(User).where(User.email == email))
+    if existing is not None and existing.status == "pending" and _lapse_expired(session, existing):
+        existing = None  # their earlier registration lapsed just now: this one starts afresh
     if existing is not None and existing.status != "active":
         # A registration or invitation not finished yet: the link already sent is the way in.
         mail.unfinished_account(session, email, existing.name, profile.company_name)
@@ -121,6 +123,20 @@ def lapse_for(session: Session, user_id: str, customer_number: str | None) -> No
     claim = session.get(ProfileClaim, customer_number) if customer_number else None
     if claim is not None and claim.user_id == user_id and claim.status == "pending":
         lapse(session, claim)
+
+
+def _lapse_expired(session: Session, user: User) -> bool:
+    """Lapse the pending account's registration if its time is up (nobody may have touched its
+    profile since to lapse it). True when the account is gone."""
+    claims = session.scalars(select(ProfileClaim).where(ProfileClaim.user_id == user.id)).all()
+    if any(claim.status != "pending" or as_utc(claim.expires_at) > utc_now() for claim in claims):
+        return False
+    for claim in claims:
+        lapse(session, claim)
+    if not claims:
+        session.delete(user)  # a pending account without a claim is a leftover: nothing to confirm
+        session.flush()
+    return True
 
 
 def lapse(session: Session, claim: ProfileClaim) -> None:
