@@ -181,6 +181,43 @@ def test_a_full_release_ships_one_dvd_per_customer_to_the_address_at_publish_tim
     assert any("2026.1" in item["title"] for item in news)
 
 
+def test_a_dvd_goes_to_the_billing_address_without_a_delivery_one_and_follows_changes(distribution):
+    """The portal says goods go to the billing address until a delivery address is set; and a
+    DVD not posted yet goes wherever the customer's address is now (rule 6)."""
+    billing = {"street": "Účetní 1", "city": "Praha", "postal_code": "11000", "country": "CZ"}
+    corrected = {"street": "Účetní 2", "city": "Praha", "postal_code": "11000", "country": "CZ"}
+    moved = {"street": "Nová 5", "city": "Plzeň", "postal_code": "30100", "country": "CZ"}
+    delivery = {"street": "Skladová 3", "city": "Brno", "postal_code": "60200", "country": "CZ"}
+    customer = {"customer_number": "100001", "company_id": "25083325", "company_name": "Účetnictví Novák s.r.o."}
+    distribution.event("licensing.customer.created", customer | {"billing_address": billing}, "licensing")
+    distribution.license("100001", "AAAAAA-BBBBBB-CCCCC1")
+
+    def contacts(version: int, **addresses) -> None:
+        data = customer | {"delivery_method": "dvd", "version": version, **addresses}
+        del data["company_id"]
+        distribution.event("identity.customer.contact_changed", data, "identity")
+
+    def shipped_to() -> dict:
+        [shipment] = distribution.staff("GET", "/api/v1/admin/shipments").get_json()["items"]
+        return shipment["delivery_address"]
+
+    contacts(1, billing_address=billing)  # DVD chosen, no delivery address
+    distribution.release(kind="full")
+    assert shipped_to() == billing
+    # staff correct the billing address in the sales master: the customer never edited it here
+    distribution.event("licensing.customer.updated", customer | {"billing_address": corrected}, "licensing")
+    assert shipped_to() == billing  # identity's contacts (version 1) are newer than the master's
+    contacts(2, billing_address=moved)
+    assert shipped_to() == moved
+    contacts(3, billing_address=moved, delivery_address=delivery)
+    assert shipped_to() == delivery
+    [shipment] = distribution.staff("GET", "/api/v1/admin/shipments").get_json()["items"]
+    distribution.staff("POST", f"/api/v1/admin/shipments/{shipment['id']}/sent")
+    contacts(4, billing_address=moved)  # posted already: it went where it went
+    [sent] = distribution.staff("GET", "/api/v1/admin/shipments?status=sent").get_json()["items"]
+    assert sent["delivery_address"] == delivery
+
+
 def test_file_names_never_become_paths(distribution):
     answer = distribution.staff(
         "POST",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from distribution.models import Customer, Entitlement
+from distribution.models import Customer, Entitlement, Shipment
 from shared import memberships
 from shared.db import as_utc
 from shared.events import Event
@@ -18,17 +19,23 @@ NOT_YET_FROM_LICENSING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def on_customer_created(session: Session, event: Event) -> None:
+    """licensing's customer (created or corrected by staff): the company name, and the billing
+    address until the customer has edited its contacts in identity (theirs is newer)."""
     customer = session.get(Customer, event.data["customer_number"])
     if customer is None:
         session.add(
             Customer(
                 customer_number=event.data["customer_number"],
                 company_name=event.data["company_name"],
+                billing_address=event.data.get("billing_address"),
                 source_updated_at=event.occurred_at,
             )
         )
     elif as_utc(customer.source_updated_at) < event.occurred_at:
         customer.company_name = event.data["company_name"]
+        if not customer.contacts_version:
+            customer.billing_address = event.data.get("billing_address")
+            _readdress_pending_shipments(session, customer)
         customer.source_updated_at = event.occurred_at
 
 
@@ -47,8 +54,19 @@ def on_contact_changed(session: Session, event: Event) -> None:
     if data["version"] <= (customer.contacts_version or 0):
         return
     customer.delivery_address = data.get("delivery_address")
+    customer.billing_address = data.get("billing_address") or customer.billing_address
     customer.delivery_method = data["delivery_method"]
     customer.contacts_version = data["version"]
+    _readdress_pending_shipments(session, customer)
+
+
+def _readdress_pending_shipments(session: Session, customer: Customer) -> None:
+    """Rule 6: a DVD not posted yet goes to the address the customer has now."""
+    session.execute(
+        update(Shipment)
+        .where(Shipment.customer_number == customer.customer_number, Shipment.status == "pending")
+        .values(delivery_address=customer.ship_to)
+    )
 
 
 def on_license_changed(session: Session, event: Event) -> None:

@@ -22,13 +22,20 @@ class Base(DeclarativeBase):
 class Customer(Base):
     """Replica of the customers distribution ships to (from licensing's and identity's events)."""
 
+    @property
+    def ship_to(self) -> dict | None:
+        return self.delivery_address or self.billing_address
+
     __tablename__ = "customers"
 
     customer_number: Mapped[str] = mapped_column(String(20), primary_key=True)
     company_name: Mapped[str] = mapped_column(String(200))
     source_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # From identity: where DVDs go and whether the customer wants them at all.
+    # From identity: where DVDs go and whether the customer wants them at all. The billing
+    # address (licensing's until the customer edits contacts, then identity's) stands in for a
+    # delivery address never set, as the portal tells the customer.
     delivery_address: Mapped[dict | None] = mapped_column(JSON)
+    billing_address: Mapped[dict | None] = mapped_column(JSON)
     delivery_method: Mapped[str] = mapped_column(String(10), default="download", server_default="download")
     contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -126,7 +133,7 @@ class DownloadRecord(Base):
 
 class Shipment(Base):
     """A DVD of a full release posted to a customer who chose DVD delivery: one per
-    customer and release, to the delivery address current when the release was published."""
+    customer and release, to the customer's current address until it is sent."""
 
     __tablename__ = "shipments"
     __table_args__ = (UniqueConstraint("customer_number", "release_id", name="uq_shipments_once"),)

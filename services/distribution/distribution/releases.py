@@ -90,7 +90,7 @@ def publish(session: Session, release: Release) -> bool:
 
 def _ship_dvds(session: Session, release: Release) -> None:
     """One shipment per customer and release (a unique constraint, not a check), to the
-    delivery address this customer has now."""
+    address this customer has now: its delivery address, else its billing address."""
     entitled = (
         select(Entitlement.installation_number)
         .where(
@@ -101,11 +101,7 @@ def _ship_dvds(session: Session, release: Release) -> None:
         )
         .exists()
     )
-    customers = session.execute(
-        select(Customer.customer_number, Customer.company_name, Customer.delivery_address).where(
-            Customer.delivery_method == "dvd", entitled
-        )
-    ).all()
+    customers = session.execute(select(Customer).where(Customer.delivery_method == "dvd", entitled)).scalars().all()
     if not customers:
         return
     session.execute(
@@ -117,7 +113,7 @@ def _ship_dvds(session: Session, release: Release) -> None:
                     "customer_number": c.customer_number,
                     "company_name": c.company_name,
                     "release_id": release.id,
-                    "delivery_address": c.delivery_address,
+                    "delivery_address": c.ship_to,
                     "status": "pending",
                     "created_at": utc_now(),
                 }
