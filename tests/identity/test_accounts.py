@@ -74,6 +74,24 @@ def test_password_reset_answers_the_same_for_unknown_addresses(identity):
     assert identity.mails_to("nobody@example.com") == []
 
 
+def test_password_reset_answers_202_always_and_stops_mailing_a_flooding_client(identity, monkeypatch):
+    from identity import limits
+
+    from shared.throttle import Limit
+
+    monkeypatch.setattr(limits, "PASSWORD_RESET_PER_CLIENT", Limit(3, 900))
+    identity.administrator()
+    answers = [identity.call("POST", "/api/v1/password-resets", {"email": "ada@example.com"}) for _ in range(5)]
+    assert [a.status_code for a in answers] == [202] * 5 and len({a.get_data() for a in answers}) == 1
+    resets = [m for m in identity.mails_to("ada@example.com") if "password-reset?token=" in m.body]
+    assert len(resets) == 3
+    other_client = identity.client.post(
+        "/api/v1/password-resets", json={"email": "ada@example.com"}, headers=identity.headers(client="203.0.113.9")
+    )
+    assert other_client.status_code == 202
+    assert len([m for m in identity.mails_to("ada@example.com") if "password-reset?token=" in m.body]) == 4
+
+
 def test_a_newer_reset_link_voids_the_older_and_each_works_once(identity):
     identity.administrator()
     identity.call("POST", "/api/v1/password-resets", {"email": "ada@example.com"})

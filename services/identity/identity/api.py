@@ -4,6 +4,7 @@ turns their exceptions into problem documents."""
 from __future__ import annotations
 
 import functools
+import logging
 import re
 
 from flask import Response
@@ -20,6 +21,8 @@ from shared.auth import client_address, service_only, signed_in, signed_in_user,
 from shared.company_id import CompanyId
 from shared.problems import Problem
 from shared.web import database, list_of, settings
+
+log = logging.getLogger(__name__)
 
 accounts_api = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Registration, sign-in, passwords")
 profiles_api = Blueprint("profiles", __name__, url_prefix="/api/v1/customers", description="A customer profile")
@@ -288,7 +291,12 @@ class PasswordResets(MethodView):
     def post(self, body):
         key = (f"password-reset-client:{client_address()}", limits.PASSWORD_RESET_PER_CLIENT)
         with database().unit_of_work() as session:
-            throttle.refuse_if_throttled(session, [key])
+            # api.md: 202 always. A client over its limit is answered the same, but no more mail
+            # goes out for it: nobody can flood an inbox through us, and a 429 would be a
+            # different answer for the same address.
+            if throttle.retry_after(session, *key) is not None:
+                log.warning("password reset: client over its limit, no mail sent")
+                return {"status": "accepted"}
             throttle.hit(session, *key)  # every request counts: each may send a mail
             accounts.request_password_reset(session, body["email"].strip().lower(), settings().public_url, RESET_TTL)
         return {"status": "accepted"}
