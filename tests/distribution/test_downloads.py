@@ -177,7 +177,7 @@ def test_a_full_release_ships_one_dvd_per_customer_to_the_address_at_publish_tim
     assert "Skladová 3" in csv and "Účetnictví Novák" in csv
     assert distribution.staff("POST", f"/api/v1/admin/shipments/{shipment['id']}/sent").get_json()["status"] == "sent"
     assert distribution.staff("GET", "/api/v1/admin/shipments").get_json()["items"] == []
-    news = distribution.call("GET", "/api/v1/news", user="u-1").get_json()["items"]
+    news = distribution.staff("GET", "/api/v1/news").get_json()["items"]
     assert any("2026.1" in item["title"] for item in news)
 
 
@@ -265,6 +265,14 @@ def test_customer_news_need_the_news_right(distribution):
     assert item["kind"] == "training" and item["city"] == "Olomouc"
     assert distribution.call("GET", "/api/v1/customers/100001/news", user="u-2").status_code == 403
     assert distribution.call("GET", "/api/v1/customers/100009/news", user="u-1").status_code == 404
+    # The same list without a profile in the path: the news right in any profile, or staff.
+    assert distribution.call("GET", "/api/v1/news", user="u-1").get_json()["items"] == [item]
+    refused = distribution.call("GET", "/api/v1/news", user="u-2")
+    assert refused.status_code == 403 and refused.get_json()["right"] == "news"
+    assert distribution.call("GET", "/api/v1/news", user="u-9").status_code == 403  # in no profile
+    distribution.member("u-2", "100002", rights=("news",))  # another profile gives it
+    assert distribution.call("GET", "/api/v1/news", user="u-2").status_code == 200
+    assert distribution.staff("GET", "/api/v1/news").status_code == 200
 
 
 def test_downloads_are_counted_for_the_vendor(distribution):

@@ -8,7 +8,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from distribution.models import NEWS_KINDS, NewsItem
-from shared.auth import signed_in, staff_only
+from shared import memberships
+from shared.auth import signed_in, signed_in_user, staff_only
 from shared.db import utc_now
 from shared.web import database, list_of
 
@@ -40,12 +41,29 @@ class NewsItemSchema(Schema):
 NewsListSchema = list_of(NewsItemSchema, "NewsList")
 
 
+def _news_right_somewhere(session) -> None:
+    """`/news` without a profile in the path: for staff, and for anyone holding the news right
+    in at least one of their profiles (rule 4 makes news a right, so not for every signed-in
+    person). 403 otherwise, as for a profile's own list."""
+    principal = signed_in_user()
+    if principal.staff:
+        return
+    table = memberships.memberships
+    rows = session.execute(
+        select(table.c.rights).where(table.c.user_id == principal.user_id, table.c.active.is_(True))
+    ).all()
+    if not any("news" in (row.rights or []) for row in rows):
+        raise memberships.MissingRight("news")
+
+
 @news.route("/news")
 class News(MethodView):
     @signed_in
     @news.response(200, NewsListSchema)
     def get(self):
+        """The vendor's news, events and training courses, for a holder of the news right."""
         with database().unit_of_work() as session:
+            _news_right_somewhere(session)
             items = session.scalars(
                 select(NewsItem)
                 .where(NewsItem.published_at <= utc_now())
