@@ -275,6 +275,34 @@ def test_customer_news_need_the_news_right(distribution):
     assert distribution.staff("GET", "/api/v1/news").status_code == 200
 
 
+def test_a_course_announced_long_ago_stays_listed_behind_newer_news_until_it_starts(distribution):
+    distribution.customer("100001")
+    distribution.member("u-1", "100001", rights=("news",))
+    course = {
+        "kind": "training",
+        "title": "Roční uzávěrka",
+        "body": "Kurz",
+        "published_at": "2026-01-05T09:00:00+01:00",
+        "starts_at": "2099-01-15T09:00:00+01:00",
+        "city": "Brno",
+    }
+    past = course | {"title": "Loňský kurz", "starts_at": "2026-01-20T09:00:00+01:00"}
+    for item in (course, past):
+        assert distribution.staff("POST", "/api/v1/admin/news", item).status_code == 201
+    for n in range(55):  # release news and announcements pile up after them
+        news = {
+            "kind": "news",
+            "title": f"Novinka {n}",
+            "body": "…",
+            "published_at": f"2026-03-{n % 28 + 1:02d}T10:00:00+01:00",
+        }
+        assert distribution.staff("POST", "/api/v1/admin/news", news).status_code == 201
+    listed = distribution.call("GET", "/api/v1/customers/100001/news", user="u-1").get_json()["items"]
+    titles = [item["title"] for item in listed]
+    assert len(listed) == 51 and titles[-1] == "Roční uzávěrka" and "Loňský kurz" not in titles
+    assert [item["title"] for item in distribution.staff("GET", "/api/v1/news").get_json()["items"]] == titles
+
+
 def test_downloads_are_counted_for_the_vendor(distribution):
     distribution.customer("100001")
     distribution.license("100001", "AAAAAA-BBBBBB-CCCCCC")

@@ -41,6 +41,22 @@ class NewsItemSchema(Schema):
 NewsListSchema = list_of(NewsItemSchema, "NewsList")
 
 
+# The newest this many are listed; events and courses still to come are listed however long ago
+# they were announced (a course announced months ahead must not drop off behind release news).
+NEWEST = 50
+
+
+def published_news(session) -> list[NewsItem]:
+    """Published items, newest first: the newest NEWEST and every event or course to come."""
+    now = utc_now()
+    published = NewsItem.published_at <= now
+    newest = session.scalars(select(NewsItem).where(published).order_by(NewsItem.published_at.desc()).limit(NEWEST))
+    items = {item.id: item for item in newest}
+    for item in session.scalars(select(NewsItem).where(published, NewsItem.starts_at >= now)):
+        items.setdefault(item.id, item)
+    return sorted(items.values(), key=lambda item: (item.published_at, item.id), reverse=True)
+
+
 def _news_right_somewhere(session) -> None:
     """`/news` without a profile in the path: for staff, and for anyone holding the news right
     in at least one of their profiles (rule 4 makes news a right, so not for every signed-in
@@ -64,13 +80,7 @@ class News(MethodView):
         """The vendor's news, events and training courses, for a holder of the news right."""
         with database().unit_of_work() as session:
             _news_right_somewhere(session)
-            items = session.scalars(
-                select(NewsItem)
-                .where(NewsItem.published_at <= utc_now())
-                .order_by(NewsItem.published_at.desc())
-                .limit(50)
-            ).all()
-            return {"items": items, "next": None}
+            return {"items": published_news(session), "next": None}
 
 
 @news.route("/customers/<customer_number>/news")
@@ -83,13 +93,7 @@ class CustomerNews(MethodView):
 
         with database().unit_of_work() as session:
             member_check(session, customer_number, "news")
-            items = session.scalars(
-                select(NewsItem)
-                .where(NewsItem.published_at <= utc_now())
-                .order_by(NewsItem.published_at.desc())
-                .limit(50)
-            ).all()
-            return {"items": items, "next": None}
+            return {"items": published_news(session), "next": None}
 
 
 @news.route("/admin/news")
