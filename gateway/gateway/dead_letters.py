@@ -7,6 +7,10 @@ to one service. A listing looks at every consumer's `.dlq` and the partners' sal
 leaves each message where it is. A replay puts the event back on the queue of each consumer
 whose DLQ holds it (only there, so no other consumer sees it twice). A partner's refused sale
 is listed but cannot be replayed: the partner sends it again (`ops.deadletters`).
+
+Looking at a queue means taking its messages and giving them back, so for the milliseconds a
+listing runs, a replay or a second listing at the same moment does not see them (a 404 or a
+shorter list: asking again answers right). Nothing is lost or reordered for the consumers.
 """
 
 from __future__ import annotations
