@@ -11,7 +11,9 @@ import threading
 import time
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.connection import HTTPConnection
+from urllib3.exceptions import HTTPError, ProtocolError
+from urllib3.util.retry import Retry
 
 from shared import auth
 from shared.auth import Principal
@@ -28,6 +30,38 @@ GATEWAY = Principal(subject="gateway", kind="service")
 # counts on the next request (the session is looked up and the service checks rights each time).
 TOKEN_REUSE = 20
 TOKEN_CACHE_SIZE = 10_000
+# A service closes a keep-alive connection idle for gunicorn's `keepalive` (5 s,
+# gunicorn.conf.py). Reusing one just as it does so fails the request before any answer, so a
+# pooled connection idle longer than this is opened afresh instead.
+REUSE_IDLE_AT_MOST = 2.0
+
+
+class _FreshConnection(HTTPConnection):
+    """A pooled connection that counts as dropped once idle for REUSE_IDLE_AT_MOST seconds."""
+
+    last_used = 0.0
+
+    def request(self, *args, **kwargs):
+        self.last_used = time.monotonic()
+        return super().request(*args, **kwargs)
+
+    @property
+    def is_connected(self) -> bool:
+        if self.last_used and time.monotonic() - self.last_used > REUSE_IDLE_AT_MOST:
+            return False
+        return super().is_connected
+
+
+class _BrokenReuse(Retry):
+    """Retry a GET or HEAD once when its connection broke before the answer (the service closed
+    or restarted it); never after a timeout, and never a request with a body, which the
+    service may have acted on."""
+
+    def _is_read_error(self, err: Exception) -> bool:
+        return isinstance(err, ProtocolError)  # a ReadTimeoutError counts as "other": not retried
+
+
+RETRIES = _BrokenReuse(total=None, connect=0, read=1, other=0, status=0, redirect=0, allowed_methods={"GET", "HEAD"})
 
 
 class Upstream:
@@ -49,8 +83,10 @@ class Upstream:
                 pool = self._pools.get(service)
                 if pool is None:
                     pool = urllib3.connection_from_url(
-                        self.settings.service_urls[service], maxsize=64, block=False, retries=False
+                        self.settings.service_urls[service], maxsize=64, block=False, retries=RETRIES
                     )
+                    if type(pool) is urllib3.HTTPConnectionPool:  # the services speak plain HTTP inside
+                        pool.ConnectionCls = _FreshConnection
                     self._pools[service] = pool
         return pool
 
