@@ -18,7 +18,11 @@ from shared.events import parse_envelope
 from shared.mail import outgoing_mail
 from tests.conftest import TEST_SECRET
 
-CUSTOMERS = {"100001": ("25083325", "Účetnictví Novák s.r.o."), "100002": ("27082440", "Stavebniny Morava a.s.")}
+CUSTOMERS = {
+    "100001": ("25083325", "Účetnictví Novák s.r.o."),
+    "100002": ("27082440", "Stavebniny Morava a.s."),
+    "100003": ("45678901", "Pekárna Hanák s.r.o."),
+}
 PASSWORD = "correct horse battery"
 
 

@@ -140,6 +140,22 @@ def test_inviting_someone_whose_registration_is_unconfirmed_lets_them_in(identit
     }
 
 
+def test_removing_an_invited_registrant_leaves_their_own_registration(identity):
+    """An administrator inviting, then removing, someone whose own registration is unconfirmed
+    must not take that registration (and the claim on their company) away with the invitation."""
+    ada = identity.administrator("100001", "ada@example.com")
+    assert identity.register("100002", email="eva@example.com", name="Eva").status_code == 202
+    confirm = identity.token_from_mail("eva@example.com", "confirm")
+    assert invite(identity, ada, "eva@example.com", ("news",)).status_code == 201
+    eva = identity.user_id("eva@example.com")
+    removed = identity.call("DELETE", f"/api/v1/customers/100001/users/{eva}", user=ada)
+    assert removed.status_code == 204
+    assert identity.register("100002", email="mallory@example.com").status_code == 409  # still claimed
+    assert identity.call("POST", "/api/v1/registrations/confirm", {"token": confirm}).status_code == 200
+    me = identity.call("GET", "/api/v1/me", user=eva).get_json()
+    assert [(m["customer_number"], m["administrator"]) for m in me["memberships"]] == [("100002", True)]
+
+
 def test_another_profile_is_404_never_403(identity):
     ada = identity.administrator("100001", "ada@example.com")
     identity.administrator("100002", "bob@example.com")

@@ -101,7 +101,10 @@ def _ship_dvds(session: Session, release: Release) -> None:
         )
         .exists()
     )
-    customers = session.execute(select(Customer).where(Customer.delivery_method == "dvd", entitled)).scalars().all()
+    # Locked, so that an address change committing meanwhile either comes first (and is read
+    # here) or waits for this publish and then readdresses the shipments made here.
+    dvd_customers = select(Customer).where(Customer.delivery_method == "dvd", entitled).with_for_update(of=Customer)
+    customers = session.execute(dvd_customers).scalars().all()
     if not customers:
         return
     session.execute(

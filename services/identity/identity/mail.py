@@ -88,36 +88,6 @@ time is up.
     )
 
 
-def unfinished_account(session: Session, recipient: str, name: str, company: str) -> None:
-    """A registration with an address whose account is not active yet (unconfirmed, invited)."""
-    queue(
-        session,
-        recipient,
-        "Dokončete nejprve svůj účet / Finish your account first",
-        f"""Dobrý den, {name},
-
-s vaší e-mailovou adresou se někdo pokusil zaregistrovat firmu {company}. K této adrese
-už patří účet, který ještě není aktivní. Nejprve ho dokončete odkazem z dřívějšího e-mailu
-(potvrzení registrace nebo pozvánka); pak firmu zaregistrujte znovu. Pokud odkaz vypršel,
-registrace zanikla a můžete začít znovu.
-
-Pokud jste to nebyli vy, tento e-mail ignorujte.
-
----
-Hello {name},
-
-someone tried to register {company} with your e-mail address. The address already has an
-account that is not active yet. Finish it first with the link from the earlier e-mail
-(registration confirmation or invitation), then register the company again. If that link
-has expired, the registration has lapsed and you can start again.
-
-If this was not you, ignore this e-mail.
-
-{SIGNATURE}
-""",
-    )
-
-
 def invitation(
     session: Session, recipient: str, name: str, company: str, inviter: str, link: str, expires_at: datetime
 ) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from identity import mail, people, tokens
-from identity.models import RIGHTS, CustomerProfile, Membership, User
+from identity.models import RIGHTS, CustomerProfile, Membership, ProfileClaim, User
 from shared.auth import Principal
 from shared.memberships import MissingRight, NotAMember
 from shared.outbox import add_event
@@ -185,7 +185,8 @@ def remove_member(session: Session, customer_number: str, user_id: str) -> None:
     announce(session, membership, removed=True)
     session.delete(membership)
     user = session.get(User, user_id)
-    # An invited person who never set a password and belongs nowhere else is no account at all.
+    # An invited person who never set a password and belongs nowhere else is no account at all,
+    # unless they are registering a company of their own: that registration stays theirs.
     if (
         user is not None
         and user.status == "invited"
@@ -195,7 +196,10 @@ def remove_member(session: Session, customer_number: str, user_id: str) -> None:
             )
         )
     ):
-        session.delete(user)  # never active, so never announced: nobody else knows them
+        if session.scalar(select(ProfileClaim.customer_number).where(ProfileClaim.user_id == user_id)):
+            user.status = "pending"  # as before the invitation: confirming or lapsing decides
+        else:
+            session.delete(user)  # never active, so never announced: nobody else knows them
         session.flush()
         return
     session.flush()

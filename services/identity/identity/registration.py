@@ -10,7 +10,8 @@ A person who has an account already (an accounting firm's bookkeeper registering
 client company, rule 4) registers the same way: the claim is made for their account, the
 e-mail asks them to confirm adding the company, and their password stays as it is. The
 answer is the same as for a new address, so registering tells nobody which e-mails have
-accounts (quality.md); an account that is not active yet gets an e-mail saying what to do.
+accounts (quality.md). An account that is not active yet (a registration not confirmed, an
+invitation not accepted) gets the same answer and nothing else: its earlier link is its way in.
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ def register(
     expires_at = utc_now() + timedelta(seconds=ttl_seconds)
     # Hashed whether or not the address has an account, so both answers take as long.
     password_hash = hash_password(password)
-    existing = session.scalar(select(User).where(User.email == email))
+    # Locked: two registrations with one address take turns (the first may lapse the row).
+    existing = session.scalar(select(User).where(User.email == email).with_for_update())
     if existing is not None and existing.status == "pending" and _lapse_expired(session, existing):
         existing = None  # their earlier registration lapsed just now: this one starts afresh
     if existing is not None and existing.status != "active":
         # A registration or invitation not finished yet: the link already sent is the way in.
-        mail.unfinished_account(session, email, existing.name, profile.company_name)
+        # Nothing is claimed and no mail goes out (a mail here could be sent to that address
+        # over and over; and pointing to "the earlier link" could be someone else's).
         return expires_at
     user = existing or User(email=email, name=name, password_hash=password_hash, status="pending")
     try:

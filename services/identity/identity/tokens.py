@@ -40,7 +40,12 @@ def digest(raw: str) -> str:
 def issue(
     session: Session, kind: str, user_id: str, ttl_seconds: int, customer_number: str | None = None
 ) -> tuple[str, datetime]:
-    session.execute(delete(Token).where(Token.user_id == user_id, Token.kind == kind))
+    older = delete(Token).where(Token.user_id == user_id, Token.kind == kind)
+    if kind == CONFIRM:
+        # One account may be registering several companies (an accounting firm): a new link
+        # voids only the older one for the same profile.
+        older = older.where(Token.customer_number == customer_number)
+    session.execute(older)
     raw = secrets.token_urlsafe(32)
     expires_at = utc_now() + timedelta(seconds=ttl_seconds)
     session.add(
