@@ -13,7 +13,7 @@ from marshmallow import Schema, fields, validate
 
 from gateway.models import Session
 from gateway.routes import PASS_AUTHORIZATION, service_for
-from gateway.sessions import COOKIE, Caller, SessionStore, csrf_ok, expires_in
+from gateway.sessions import COOKIE, Caller, SessionStore, expires_in, require_csrf
 from gateway.upstream import GATEWAY, Upstream
 from shared.auth import Principal
 from shared.problems import Problem
@@ -133,11 +133,8 @@ class Sessions(MethodView):
 class CurrentSession(MethodView):
     @sessions.response(204)
     def delete(self):
-        caller = store().caller(request)
-        if caller is None:
-            raise Problem(401, "unauthenticated", "Sign-in required", "There is no session to end.")
-        if not csrf_ok(caller, request):
-            raise Problem(403, "csrf-failed", "Forbidden", "The CSRF token is missing or wrong.")
+        caller = store().signed_in(request, "There is no session to end.")
+        require_csrf(caller, request)
         response = Response(status=204)
         sign_out(caller, response)
         return response
@@ -165,8 +162,8 @@ def forward(_rest: str):
     if service is None:
         raise Problem(404, "not-found", "Not found", "No such resource.")
     caller = store().caller(request)
-    if caller is not None and not csrf_ok(caller, request):
-        raise Problem(403, "csrf-failed", "Forbidden", "The CSRF token is missing or wrong.")
+    if caller is not None:
+        require_csrf(caller, request)
     headers = {name: request.headers[name] for name in FORWARD_REQUEST_HEADERS if name in request.headers}
     headers["X-Forwarded-For"] = request.remote_addr or ""
     headers["X-Forwarded-Proto"] = request.scheme

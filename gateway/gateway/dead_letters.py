@@ -23,7 +23,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from pika.exceptions import AMQPError
 
-from gateway.sessions import SessionStore, csrf_ok
+from gateway.sessions import SessionStore, require_csrf
 from ops.deadletters import DeadLetter, DeadLetters
 from shared.problems import Problem
 from shared.web import accepts_raw_body
@@ -61,13 +61,10 @@ def _operators() -> DeadLetters:
 
 def _staff_only() -> None:
     store: SessionStore = current_app.extensions["sessions"]
-    caller = store.caller(request)
-    if caller is None:
-        raise Problem(401, "unauthenticated", "Sign-in required", "Sign in to use this resource.")
+    caller = store.signed_in(request)
     if not caller.session.staff:
         raise Problem(403, "forbidden", "Forbidden", "This resource is for the vendor's staff.")
-    if not csrf_ok(caller, request):
-        raise Problem(403, "csrf-failed", "Forbidden", "The CSRF token is missing or wrong.")
+    require_csrf(caller, request)
 
 
 def _broker_unavailable(error: Exception) -> Problem:

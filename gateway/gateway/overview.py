@@ -188,8 +188,6 @@ class Overview(MethodView):
         from gateway import api
         from shared.logs import current_correlation_id
 
-        caller = api.store().caller(request)
-        if caller is None:
-            raise Problem(401, "unauthenticated", "Sign-in required", "Sign in to use this resource.")
+        caller = api.store().signed_in(request)
         principal = replace(caller.principal, client=request.remote_addr)
         return gather(api.upstream(), customer_number, principal, current_correlation_id())

@@ -17,6 +17,7 @@ from sqlalchemy import Row, bindparam, delete, select, update
 from gateway.models import Session
 from shared.auth import Principal
 from shared.db import Database, as_utc, utc_now
+from shared.problems import Problem
 
 COOKIE = "cc_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -91,22 +92,28 @@ class SessionStore:
                 connection.execute(update(Session).where(Session.id == session.id).values(last_seen_at=now))
         return session
 
-    def refresh_person(self, user_id: str, name: str, email: str) -> bool:
+    def refresh_person(self, user_id: str, name: str, email: str) -> None:
         """Identity has the person under another name or e-mail than their sessions remember
         (they renamed themselves since signing in): every session of theirs takes it over, so
-        pages greet them by it and services receive it in their token. True if any changed."""
+        pages greet them by it and services receive it in their token."""
         with self.database.engine.begin() as connection:
-            changed = connection.execute(
+            connection.execute(
                 update(_SESSIONS)
                 .where(_SESSIONS.c.user_id == user_id)
                 .where((_SESSIONS.c.name != name) | (_SESSIONS.c.email != email))
                 .values(name=name, email=email)
             )
-        return changed.rowcount > 0
 
     def close(self, session_id: str) -> None:
         with self.database.unit_of_work() as db:
             db.execute(delete(Session).where(Session.id == session_id))
+
+    def signed_in(self, request: Request, detail: str = "Sign in to use this resource.") -> Caller:
+        """The caller, or a 401 problem."""
+        caller = self.caller(request)
+        if caller is None:
+            raise Problem(401, "unauthenticated", "Sign-in required", detail)
+        return caller
 
     def caller(self, request: Request) -> Caller | None:
         header = request.headers.get("Authorization", "")
@@ -130,6 +137,12 @@ def csrf_ok(caller: Caller, request: Request) -> bool:
         else None
     )
     return bool(sent) and hmac.compare_digest(sent, caller.session.csrf_token)
+
+
+def require_csrf(caller: Caller, request: Request) -> None:
+    """`csrf_ok`, or a 403 problem."""
+    if not csrf_ok(caller, request):
+        raise Problem(403, "csrf-failed", "Forbidden", "The CSRF token is missing or wrong.")
 
 
 def expires_in(moment: datetime) -> int:
