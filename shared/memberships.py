@@ -67,6 +67,18 @@ def require(session: Session, principal: Principal, customer_number: str, right:
         raise MissingRight(right)
 
 
+def require_anywhere(session: Session, principal: Principal, right: str) -> None:
+    """For what no one profile owns (e.g. the vendor's news): staff, or `right` in at least one
+    of the caller's active memberships; MissingRight (403) otherwise."""
+    if principal.staff:
+        return
+    rows = session.execute(
+        select(memberships.c.rights).where(memberships.c.user_id == principal.user_id, memberships.c.active)
+    ).all()
+    if not any(right in (row.rights or []) for row in rows):
+        raise MissingRight(right)
+
+
 def apply(session: Session, event: Event) -> None:
     """The handler for `identity.membership.changed`: keep the newest state; an older event
     arriving late changes nothing."""

@@ -57,21 +57,6 @@ def published_news(session) -> list[NewsItem]:
     return sorted(items.values(), key=lambda item: (item.published_at, item.id), reverse=True)
 
 
-def _news_right_somewhere(session) -> None:
-    """`/news` without a profile in the path: for staff, and for anyone holding the news right
-    in at least one of their profiles (rule 4 makes news a right, so not for every signed-in
-    person). 403 otherwise, as for a profile's own list."""
-    principal = signed_in_user()
-    if principal.staff:
-        return
-    table = memberships.memberships
-    rows = session.execute(
-        select(table.c.rights).where(table.c.user_id == principal.user_id, table.c.active.is_(True))
-    ).all()
-    if not any("news" in (row.rights or []) for row in rows):
-        raise memberships.MissingRight("news")
-
-
 @news.route("/news")
 class News(MethodView):
     @signed_in
@@ -79,7 +64,8 @@ class News(MethodView):
     def get(self):
         """The vendor's news, events and training courses, for a holder of the news right."""
         with database().unit_of_work() as session:
-            _news_right_somewhere(session)
+            # Not one profile's: the news right in any of the caller's profiles (rule 4), or staff.
+            memberships.require_anywhere(session, signed_in_user(), "news")
             return {"items": published_news(session), "next": None}
 
 

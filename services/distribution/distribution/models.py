@@ -22,10 +22,6 @@ class Base(DeclarativeBase):
 class Customer(Base):
     """Replica of the customers distribution ships to (from licensing's and identity's events)."""
 
-    @property
-    def ship_to(self) -> dict | None:
-        return self.delivery_address or self.billing_address
-
     __tablename__ = "customers"
 
     customer_number: Mapped[str] = mapped_column(String(20), primary_key=True)
@@ -38,6 +34,11 @@ class Customer(Base):
     billing_address: Mapped[dict | None] = mapped_column(JSON)
     delivery_method: Mapped[str] = mapped_column(String(10), default="download", server_default="download")
     contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    @property
+    def ship_to(self) -> dict | None:
+        """Where a DVD goes: the delivery address, else the billing address."""
+        return self.delivery_address or self.billing_address
 
 
 class NewsItem(Base):
