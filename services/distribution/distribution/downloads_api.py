@@ -4,8 +4,6 @@ list what they may download and fetch it by signed link; the desktop program ask
 
 from __future__ import annotations
 
-import csv
-import io
 import mimetypes
 import os
 
@@ -29,7 +27,7 @@ from distribution.models import (
     Shipment,
 )
 from distribution.storage import DirectoryStorage, Storage, TooLarge
-from shared import memberships, throttle
+from shared import memberships, spreadsheet, throttle
 from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.config import var_dir
 from shared.db import utc_now
@@ -379,25 +377,22 @@ class ShipmentsCsv(MethodView):
         """The shipping list for the post office."""
         with database().unit_of_work() as session:
             rows = _shipment_rows(session, query["status"])
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
-            [
-                "id",
-                "customer_number",
-                "company_name",
-                "street",
-                "city",
-                "postal_code",
-                "country",
-                "product",
-                "version",
-                "status",
-            ]
+        header = (
+            "id",
+            "customer_number",
+            "company_name",
+            "street",
+            "city",
+            "postal_code",
+            "country",
+            "product",
+            "version",
+            "status",
         )
+        lines = []
         for row in rows:
             address = row["delivery_address"] or {}
-            writer.writerow(
+            lines.append(
                 [
                     row["id"],
                     row["customer_number"],
@@ -412,7 +407,7 @@ class ShipmentsCsv(MethodView):
                 ]
             )
         return Response(
-            "\ufeff" + out.getvalue(),
+            spreadsheet.document(header, lines),
             mimetype="text/csv",
             headers={"Content-Disposition": 'attachment; filename="shipments.csv"'},
         )

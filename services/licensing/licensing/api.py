@@ -4,9 +4,7 @@ customers' license lists and product registration."""
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
-import io
 import json
 from dataclasses import replace
 from datetime import date, timedelta
@@ -22,7 +20,7 @@ from sqlalchemy.orm import aliased
 from licensing import installation_numbers, licenses, partners
 from licensing.customers import CustomerExists, create_customer, update_customer
 from licensing.models import Customer, License, Partner, Product
-from shared import memberships, throttle
+from shared import memberships, spreadsheet, throttle
 from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.problems import Problem
@@ -603,15 +601,13 @@ class CustomerLicensesCsv(MethodView):
         with database().unit_of_work() as session:
             _member_check(session, customer_number, "licenses")
             rows = session.execute(_registered(customer_number, query["sort"])).all()
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
+        lines = []
         for row in rows:
             view = license_view(*row)
             view["add_ons"] = " ".join(view["add_ons"])
-            writer.writerow([view[column] if view[column] is not None else "" for column in CSV_COLUMNS])
+            lines.append([view[column] for column in CSV_COLUMNS])
         return Response(
-            "\ufeff" + out.getvalue(),  # a BOM, so spreadsheet programs read the Czech letters right
+            spreadsheet.document(CSV_COLUMNS, lines),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="licenses-{customer_number}.csv"'},
         )

@@ -33,6 +33,7 @@ from licensing.api import NewCustomerSchema, NewLicenseSchema
 from licensing.customers import CustomerExists, create_customer
 from licensing.licenses import UnknownProduct, check_product, issue_direct
 from licensing.models import Customer, Product
+from shared import spreadsheet
 from shared.db import Database
 
 REQUIRED_COLUMNS = ("company_id", "company_name", "street", "city", "postal_code", "product", "edition")
@@ -415,25 +416,28 @@ def _customer(session: Session, data: dict) -> tuple[Customer, str]:
 def _write_output(path: Path, issued: list[Issued], delimiter: str) -> None:
     try:
         # With a BOM and the input's delimiter, so the sheet program that wrote it reads it back.
-        with path.open("w", encoding="utf-8-sig", newline="") as file:
-            writer = csv.writer(file, delimiter=delimiter)
-            writer.writerow(OUTPUT_COLUMNS)
-            for item in issued:
-                writer.writerow(
-                    [
-                        item.line,
-                        item.company_id,
-                        item.company_name,
-                        item.customer_number,
-                        item.customer,
-                        item.installation_number,
-                        item.product,
-                        item.edition,
-                        "|".join(item.add_ons),
-                        item.seats,
-                        item.support_until.isoformat() if item.support_until else "",
-                    ]
-                )
+        text = spreadsheet.document(
+            OUTPUT_COLUMNS,
+            (
+                [
+                    item.line,
+                    item.company_id,
+                    item.company_name,
+                    item.customer_number,
+                    item.customer,
+                    item.installation_number,
+                    item.product,
+                    item.edition,
+                    "|".join(item.add_ons),
+                    item.seats,
+                    item.support_until,
+                ]
+                for item in issued
+            ),
+            delimiter,
+        )
+        with path.open("w", encoding="utf-8", newline="") as file:
+            file.write(text)
     except OSError as error:
         path.unlink(missing_ok=True)
         raise ImportFileError(f"cannot write {path}: {error.strerror or error}; nothing was imported") from None
