@@ -103,7 +103,10 @@ def fetch(path: str, service: str | None = None) -> dict:
 
 
 def page_error(answer: Answer) -> Problem:
-    """The error page for a failed answer a page cannot do without."""
+    """The error page for a failed answer a page cannot do without: a service refusing what
+    the page asked for on the visitor's behalf (a link with a bad query) is a bad request."""
+    if answer.status in (400, 422):
+        return Problem(400, headers=answer.headers)
     return Problem(answer.status if answer.status in (401, 403, 404, 429, 503) else 502, headers=answer.headers)
 
 

@@ -35,7 +35,7 @@ def licenses(customer_number: str):
     cursor = request.args.get("cursor") or None
     query = {"sort": sort, "limit": PAGE_SIZE} | ({"cursor": cursor} if cursor else {})
     answer = calls.call("GET", _api(customer_number, "licenses"), query=query)
-    if answer.status == 400 and cursor:
+    if answer.status in (400, 422) and cursor:
         # A cursor from an old link (or edited by hand): start again from the first page.
         return redirect(url_for("portal.licenses", customer_number=customer_number, sort=sort), 303)
     if not answer.ok:

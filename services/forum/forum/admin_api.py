@@ -145,7 +145,7 @@ class AdminFlags(MethodView):
         """Flags oldest first, so the longest-waiting is handled first."""
         with database().unit_of_work() as session:
             me = _staff(session)
-            after = listing.position_id((listing.decode(args["cursor"]) or {}).get("after", 0))
+            after = listing.position_id((listing.decode(args["cursor"], listing.POSTS_CURSOR) or {}).get("after", 0))
             rows = session.execute(
                 select(Flag, Post, Topic)
                 .join(Post, Post.id == Flag.post_id)

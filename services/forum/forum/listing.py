@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
@@ -26,45 +26,57 @@ from shared.db import as_utc, utc_now
 from shared.problems import Problem
 from shared.web import MAX_ID
 
+# The shapes of the cursors this module gives out; anything else was not made by us.
+TOPICS_CURSOR = frozenset({"as_of", "pinned", "at", "id"})
+POSTS_CURSOR = frozenset({"after"})
+
 
 def encode(cursor: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(cursor, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode(cursor: str | None) -> dict | None:
+def decode(cursor: str | None, shape: frozenset[str]) -> dict | None:
+    """The position in a cursor of the given shape (its keys), or None for the first page."""
     if not cursor:
         return None
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(value, dict):
             raise ValueError
-        return value
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Problem(
             422, "invalid-cursor", "Invalid cursor", "Use the `next` value of the previous page as it was."
         ) from None
+    if value.keys() != shape:
+        raise _damaged()
+    return value
+
+
+def _damaged() -> Problem:
+    return Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.")
 
 
 def position_id(value) -> int:
     """An id kept in a cursor, checked like one taken from a path."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.")
+        raise _damaged()
     return value
 
 
 def _moment(value) -> datetime:
+    """A moment kept in a cursor: ISO 8601, in UTC (SQLite compares them as text)."""
     try:
-        return as_utc(datetime.fromisoformat(value))
-    except (TypeError, ValueError):
-        raise Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.") from None
+        return as_utc(datetime.fromisoformat(value)).astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
+        raise _damaged() from None
 
 
 def topics_page(
     session: Session, category_id: int, cursor: str | None, limit: int, include_hidden: bool
 ) -> tuple[list[tuple[Topic, Author, datetime]], str | None]:
     """One page of a category's topics: (topic, its author, its activity as of the walk's moment)."""
-    position = decode(cursor) or {}
-    as_of = _moment(position["as_of"]) if "as_of" in position else utc_now()
+    position = decode(cursor, TOPICS_CURSOR) or {}
+    as_of = _moment(position["as_of"]) if position else utc_now()
     newest_post = aliased(Post)
     activity = type_coerce(
         case(
@@ -82,11 +94,10 @@ def topics_page(
     )
     if not include_hidden:
         query = query.where(Topic.hidden.is_(False))
-    if "id" in position:
-        try:
-            pinned, at, topic_id = bool(position["pinned"]), _moment(position["at"]), position_id(position["id"])
-        except KeyError:
-            raise Problem(422, "invalid-cursor", "Invalid cursor", "The cursor is damaged.") from None
+    if position:
+        if not isinstance(position["pinned"], bool):
+            raise _damaged()
+        pinned, at, topic_id = position["pinned"], _moment(position["at"]), position_id(position["id"])
         after_in_group = or_(activity < at, and_(activity == at, Topic.id < topic_id))
         query = query.where(
             or_(Topic.pinned.is_(False), and_(Topic.pinned.is_(True), after_in_group))
@@ -108,7 +119,7 @@ def posts_page(
     session: Session, topic_id: int, cursor: str | None, limit: int
 ) -> tuple[list[tuple[Post, Author]], str | None]:
     """One page of a topic's posts, oldest first (hidden ones too: the caller blanks them)."""
-    position = decode(cursor) or {}
+    position = decode(cursor, POSTS_CURSOR) or {}
     after = position_id(position.get("after", 0))
     rows = session.execute(
         select(Post, Author)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -24,7 +25,7 @@ from shared import memberships, spreadsheet, throttle
 from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.problems import Problem
-from shared.web import database, list_of
+from shared.web import MAX_ID, database, list_of
 
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Vendor staff")
 partner_api = Blueprint("partner", __name__, url_prefix="/api/v1/partner", description="Partners' systems")
@@ -119,7 +120,7 @@ LicenseListSchema = list_of(LicenseSchema, "LicenseList")
 class LicenseQuerySchema(Schema):
     sort = fields.String(load_default="product", validate=validate.OneOf(["product", "support_until"]))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    cursor = fields.String(load_default=None)
+    cursor = fields.String(load_default=None, validate=validate.Length(max=100))
 
 
 class AdminLicenseQuerySchema(Schema):
@@ -242,12 +243,16 @@ def _cursor(offset: int) -> str:
 
 
 def _offset(cursor: str | None) -> int:
+    """The offset in a cursor we gave out: digits only, at most what a database integer holds."""
     if not cursor:
         return 0
     try:
-        return max(0, int(base64.urlsafe_b64decode(cursor.encode()).decode()))
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "bad-cursor", "Bad cursor", "The paging cursor is not one we gave out.") from None
+        text = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True).decode("ascii")
+    except (ValueError, UnicodeError):
+        text = ""
+    if not re.fullmatch(r"[0-9]{1,10}", text) or int(text) > MAX_ID:
+        raise Problem(400, "bad-cursor", "Bad cursor", "The paging cursor is not one we gave out.")
+    return int(text)
 
 
 # --- staff --------------------------------------------------------------------------------
