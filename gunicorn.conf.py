@@ -25,4 +25,8 @@ control_socket_disable = True
 def post_fork(server, worker):
     from shared import logs
 
+    # The gateway's bulkhead: one service may hold at most half of a worker's threads (upstream.py).
+    if not os.environ.get("UPSTREAM_MAX_IN_FLIGHT"):
+        os.environ["UPSTREAM_MAX_IN_FLIGHT"] = str(max(1, server.cfg.threads // 2))
+
     logs.configure(server.cfg.proc_name, os.environ.get("LOG_LEVEL", "INFO").upper())

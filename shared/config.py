@@ -59,6 +59,9 @@ class Settings:
     # Where the gateway finds each service (base URLs).
     service_urls: dict[str, str] = field(default_factory=dict)
     upstream_timeout: float = 5.0
+    # Calls to one service a gateway worker keeps in flight (its bulkhead): gunicorn.conf.py
+    # makes it half the worker's threads; 16 is half of the gateway's default 32.
+    upstream_max_in_flight: int = 16
     max_content_length: int = 1024 * 1024
     # How many reverse proxies (the compose edge server) stand in front of the gateway: their
     # X-Forwarded-For names the real client, which throttling per client needs.
@@ -92,6 +95,7 @@ class Settings:
                 for name, port in DEFAULT_SERVICE_PORTS.items()
             },
             upstream_timeout=_float("UPSTREAM_TIMEOUT", cls.upstream_timeout),
+            upstream_max_in_flight=_int("UPSTREAM_MAX_IN_FLIGHT", cls.upstream_max_in_flight),
             max_content_length=_int("MAX_CONTENT_LENGTH", cls.max_content_length),
             trusted_proxies=_int("TRUSTED_PROXIES", cls.trusted_proxies),
             session_idle_timeout=_int("SESSION_IDLE_TIMEOUT", cls.session_idle_timeout),

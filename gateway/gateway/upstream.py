@@ -2,6 +2,13 @@
 
 A service that refuses the connection or does not answer within its timeout becomes a `503`
 problem with `Retry-After` for that route alone.
+
+A bulkhead keeps one hung service from taking every thread of a gateway worker: at most
+`UPSTREAM_MAX_IN_FLIGHT` calls per service are in flight in one worker process (by default half
+of its threads, gunicorn.conf.py), taken without waiting; past that the call is a `503` at once. A slot
+bounds the wait for a service's answer: a streamed answer (a download) gives it back as soon as
+the service's headers arrived, so long downloads never crowd each other or anyone else out of a
+service's share (they hold gateway threads; in compose the edge server sends the files itself).
 """
 
 from __future__ import annotations
@@ -64,9 +71,50 @@ class _BrokenReuse(Retry):
 RETRIES = _BrokenReuse(total=None, connect=0, read=1, other=0, status=0, redirect=0, allowed_methods={"GET", "HEAD"})
 
 
+class Bulkhead:
+    """Slots for calls in flight, `limit` per service, taken without waiting."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+        self._refusals_logged: dict[str, float] = {}
+
+    def _semaphore(self, service: str) -> threading.BoundedSemaphore:
+        slots = self._slots.get(service)
+        if slots is None:
+            with self._lock:
+                slots = self._slots.setdefault(service, threading.BoundedSemaphore(self.limit))
+        return slots
+
+    def try_acquire(self, service: str) -> bool:
+        if self._semaphore(service).acquire(blocking=False):
+            return True
+        now = time.monotonic()
+        if now - self._refusals_logged.get(service, 0.0) > 1.0:  # a refusal storm logs once a second
+            self._refusals_logged[service] = now
+            log.warning("%s has %d calls in flight, its share of this worker: refusing more", service, self.limit)
+        return False
+
+    def release(self, service: str) -> None:
+        self._semaphore(service).release()
+
+
+def unavailable(service: str, detail: str | None = None) -> Problem:
+    return Problem(
+        503,
+        "service-unavailable",
+        "Temporarily unavailable",
+        detail or f"This part of the Customer Center ({service}) is not available right now. Try again shortly.",
+        headers={"Retry-After": "5"},
+        service=service,
+    )
+
+
 class Upstream:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.bulkhead = Bulkhead(settings.upstream_max_in_flight)
         self.secret = settings.require_secret()
         self.timeout = urllib3.Timeout(connect=min(1.0, settings.upstream_timeout), read=settings.upstream_timeout)
         # One connection pool per service, reused across requests and threads (urllib3 is
@@ -82,8 +130,10 @@ class Upstream:
             with self._pools_lock:
                 pool = self._pools.get(service)
                 if pool is None:
+                    # The bulkhead keeps at most `limit` calls to a service in flight: as many
+                    # connections are kept for reuse.
                     pool = urllib3.connection_from_url(
-                        self.settings.service_urls[service], maxsize=64, block=False, retries=RETRIES
+                        self.settings.service_urls[service], maxsize=self.bulkhead.limit, block=False, retries=RETRIES
                     )
                     if type(pool) is urllib3.HTTPConnectionPool:  # the services speak plain HTTP inside
                         pool.ConnectionCls = _FreshConnection
@@ -118,8 +168,13 @@ class Upstream:
     ) -> urllib3.BaseHTTPResponse:
         all_headers = {"X-Correlation-ID": current_correlation_id(), **(headers or {})}
         all_headers.update(self.identity_header(service, principal))
+        pool = self._pool(service)
+        if not self.bulkhead.try_acquire(service):
+            raise unavailable(
+                service, f"This part of the Customer Center ({service}) is too busy right now. Try again shortly."
+            )
         try:
-            return self._pool(service).urlopen(
+            return pool.urlopen(
                 method,
                 f"{path}?{query}" if query else path,
                 body=body,
@@ -131,14 +186,10 @@ class Upstream:
             )
         except HTTPError as error:
             log.warning("%s unavailable: %s", service, error)
-            raise Problem(
-                503,
-                "service-unavailable",
-                "Temporarily unavailable",
-                f"This part of the Customer Center ({service}) is not available right now. Try again shortly.",
-                headers={"Retry-After": "5"},
-                service=service,
-            ) from None
+            raise unavailable(service) from None
+        finally:
+            # Answered (headers at least, for a stream), refused or timed out: the slot is free.
+            self.bulkhead.release(service)
 
     def call(self, service: str, method: str, path: str, json_body=None, principal: Principal | None = GATEWAY, **kw):
         import json
