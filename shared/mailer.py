@@ -27,10 +27,11 @@ prefix tells the kind:
 - `deferred:` the server answered 4xx to this mail's recipient or content: retried like the
   above, but the pass goes on with the other mails.
 - `rejected:` the server answered 5xx to this mail's recipient or content (or the row cannot
-  be made into a message, e.g. a line break in the subject). The pass goes on with the other
-  mails; the row is retried after the back-off, and once it has `MAX_ATTEMPTS` attempts with
-  a rejection as its last error the mailer gives it up: logs an error and skips it from then
-  on, so one bad address never blocks the queue.
+  be made into a message, e.g. an address the email package cannot parse; a subject is always
+  made one line, `shared.mail.header_text`). The pass goes on with the other mails; the row
+  is retried after the back-off, and once it has `MAX_ATTEMPTS` attempts with a rejection as
+  its last error the mailer gives it up: logs an error and skips it from then on, so one bad
+  address never blocks the queue.
 
 A given-up mail keeps `sent_at` NULL on purpose: `sent_at` means "a server accepted it", and
 a mail nobody accepted must not look delivered. Nothing is deleted and the schema gains
@@ -58,7 +59,7 @@ from shared import amqp, logs
 from shared.config import Settings
 from shared.db import Database, as_utc
 from shared.heartbeat import Heartbeat
-from shared.mail import outgoing_mail
+from shared.mail import header_text, outgoing_mail
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Mailer:
         message = EmailMessage(policy=SMTP_POLICY)
         message["From"] = self.settings.mail_from
         message["To"] = row.recipient
-        message["Subject"] = row.subject
+        message["Subject"] = header_text(row.subject)  # rows queued before subjects were made one line
         created = as_utc(row.created_at)
         message["Date"] = format_datetime(created)
         stamp = f"{created:%Y%m%d%H%M%S%f}"
@@ -151,8 +152,8 @@ class Mailer:
         MailServerUnavailable when the server cannot be talked to at all."""
         try:
             message = self.build_message(row)
-        except (ValueError, TypeError) as error:  # e.g. a line break in a header value
-            return f"{REJECTED}cannot build the message: {error}"
+        except Exception as error:  # e.g. a line break in the address; the email package raises many kinds
+            return f"{REJECTED}cannot build the message: {_describe(error)}"
         try:
             smtp = self._open_smtp()
             smtp.send_message(message, from_addr=self.envelope_from, to_addrs=[row.recipient])
@@ -168,6 +169,9 @@ class Mailer:
         except OSError as error:  # smtplib.SMTPException included: refused, lost, timed out
             self._close_smtp()
             raise MailServerUnavailable(_describe(error)) from error
+        except Exception as error:  # the email package failed to write it: this mail's fault, not the server's
+            self._close_smtp()  # in whatever state the conversation was left
+            return f"{REJECTED}cannot write the message: {_describe(error)}"
         return None
 
     def _refusal(self, code: int, reply: bytes | str, what: str) -> str:

@@ -11,6 +11,7 @@ from distribution.models import NEWS_KINDS, NewsItem
 from shared import memberships
 from shared.auth import signed_in, signed_in_user, staff_only
 from shared.db import utc_now
+from shared.names import Name
 from shared.web import database, list_of
 
 # Where the vendor's training centres are (and online courses).
@@ -22,11 +23,11 @@ news = Blueprint("news", __name__, url_prefix="/api/v1", description="News, even
 class NewsItemSchema(Schema):
     id = fields.Integer(dump_only=True)
     kind = fields.String(required=True, validate=validate.OneOf(NEWS_KINDS))
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = Name(required=True)
     body = fields.String(required=True, validate=validate.Length(min=1, max=20000))
     published_at = fields.AwareDateTime(load_default=None)
     starts_at = fields.AwareDateTime(load_default=None)
-    city = fields.String(load_default=None, validate=validate.Length(max=100))
+    city = Name(100, min_length=0, load_default=None)
     # strict: a JSON integer (marshmallow would otherwise take 2.5 as 2)
     capacity = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1, max=10000))
 

@@ -12,6 +12,7 @@ from distribution import links
 from distribution.downloads_api import RAW_UPLOAD, LinkedFileSchema, StoredFileSchema, member_check, store_upload
 from distribution.models import Document, ReleaseFile
 from shared.auth import signed_in, staff_only
+from shared.names import Name
 from shared.problems import Problem
 from shared.web import accepts_raw_body, database, list_of, settings
 
@@ -20,7 +21,7 @@ documents = Blueprint("documents", __name__, url_prefix="/api/v1", description="
 
 class DocumentSchema(Schema):
     id = fields.Integer(dump_only=True)
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = Name(required=True)
     description = fields.String(load_default="", validate=validate.Length(max=5000))
     product = fields.String(load_default=None, validate=validate.Length(max=40))
     published_at = fields.DateTime(dump_only=True)

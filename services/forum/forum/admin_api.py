@@ -15,6 +15,7 @@ from forum import authors, discussions, listing
 from forum.api import AuthorSchema, Moment, PageArgs, PostSchema, TopicSummarySchema, post_view, topic_summary
 from forum.models import Author, Category, Flag, Post, Topic
 from shared.auth import signed_in_user, staff_only
+from shared.names import Name
 from shared.problems import Problem
 from shared.web import MAX_ID, database, list_of
 
@@ -23,14 +24,14 @@ admin = Blueprint("forum-admin", __name__, url_prefix="/api/v1/admin/forum", des
 
 class AdminCategorySchema(Schema):
     id = fields.Integer(dump_only=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = Name(100, required=True)
     description = fields.String(load_default="", validate=validate.Length(max=500))
     position = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=10000))
     product = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=40))
 
 
 class AdminCategoryChangeSchema(AdminCategorySchema):
-    name = fields.String(validate=validate.Length(min=1, max=100))
+    name = Name(100)
     description = fields.String(validate=validate.Length(max=500))
     position = fields.Integer(strict=True, validate=validate.Range(min=0, max=10000))
     product = fields.String(allow_none=True, validate=validate.Length(min=1, max=40))
@@ -43,7 +44,7 @@ class TopicModerationSchema(Schema):
     category_id = fields.Integer(
         strict=True, validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "move it there"}
     )
-    title = fields.String(validate=validate.Length(min=3, max=200))
+    title = Name(200, min_length=3)
 
 
 class PostModerationSchema(Schema):

@@ -18,6 +18,7 @@ from forum.models import Author, Category, Post, Topic, Watch
 from shared import throttle
 from shared.auth import signed_in, signed_in_user
 from shared.db import as_utc
+from shared.names import Name
 from shared.problems import Problem
 from shared.web import MAX_ID, database, list_of
 
@@ -107,7 +108,7 @@ class PageArgs(Schema):
 
 class NewTopicSchema(Schema):
     category_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=MAX_ID))
-    title = fields.String(required=True, validate=validate.Length(min=3, max=200))
+    title = Name(200, min_length=3, required=True)
     body = fields.String(required=True, validate=validate.Length(min=1, max=MAX_BODY))
 
 

@@ -24,6 +24,7 @@ from licensing.models import Customer, License, Partner, Product
 from shared import memberships, spreadsheet, throttle
 from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
+from shared.names import Name
 from shared.problems import Problem
 from shared.web import MAX_ID, database, list_of
 
@@ -45,15 +46,15 @@ REGISTRATION_PER_CUSTOMER = throttle.limit_from_env("PRODUCT_REGISTRATION_CUSTOM
 
 
 class AddressSchema(Schema):
-    street = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    postal_code = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    street = Name(required=True)
+    city = Name(100, required=True)
+    postal_code = Name(20, required=True)
     country = fields.String(load_default="CZ", validate=validate.Regexp(r"^[A-Z]{2}$"))
 
 
 class NewCustomerSchema(Schema):
     company_id = CompanyId(required=True)
-    company_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    company_name = Name(required=True)
     billing_address = fields.Nested(AddressSchema, required=True)
 
 
@@ -70,13 +71,9 @@ class ProductSchema(Schema):
         required=True,
         validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,39}$", error="Lowercase letters, digits and dashes."),
     )
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    editions = fields.List(
-        fields.String(validate=validate.Length(min=1, max=60)), required=True, validate=validate.Length(min=1, max=50)
-    )
-    add_ons = fields.List(
-        fields.String(validate=validate.Length(min=1, max=60)), load_default=list, validate=validate.Length(max=50)
-    )
+    name = Name(required=True)
+    editions = fields.List(Name(60), required=True, validate=validate.Length(min=1, max=50))
+    add_ons = fields.List(Name(60), load_default=list, validate=validate.Length(max=50))
 
 
 ProductListSchema = list_of(ProductSchema, "ProductList")
@@ -128,7 +125,7 @@ class AdminLicenseQuerySchema(Schema):
 
 
 class NewPartnerSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Name(required=True)
     broker_user = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,100}$"))
 
 
@@ -141,13 +138,13 @@ class PartnerCreatedSchema(Schema):
 
 class SaleCustomerSchema(Schema):
     company_id = CompanyId(required=True)
-    company_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    company_name = Name(required=True)
     customer_number = fields.String(load_default=None, validate=validate.Regexp(r"^\d{1,20}$"))
     billing_address = fields.Nested(AddressSchema, required=True)
 
 
 class SaleSchema(Schema):
-    partner_sale_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    partner_sale_id = Name(100, required=True)
     customer = fields.Nested(SaleCustomerSchema, required=True)
     product = fields.String(required=True, validate=validate.Length(min=1, max=40))
     edition = fields.String(required=True, validate=validate.Length(min=1, max=60))
@@ -300,7 +297,7 @@ class Customers(MethodView):
 
 
 class CustomerChangeSchema(Schema):
-    company_name = fields.String(validate=validate.Length(min=1, max=200))
+    company_name = Name()
     billing_address = fields.Nested(AddressSchema)
 
 
