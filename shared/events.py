@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
+from shared.logs import valid_correlation_id
+
 FIELD_TYPES = {
     "string": fields.String,
     "integer": fields.Integer,
@@ -106,7 +108,7 @@ def new_envelope(type_: str, data: dict[str, Any], producer: str, correlation_id
         "version": spec.version,
         "occurred_at": datetime.now(UTC).isoformat(),
         "producer": producer,
-        "correlation_id": correlation_id,
+        "correlation_id": valid_correlation_id(correlation_id),
         "data": data,
     }
 
@@ -143,6 +145,7 @@ def parse_envelope(body: bytes) -> Event:
         version=envelope["version"],
         occurred_at=envelope["occurred_at"],
         producer=envelope["producer"],
-        correlation_id=envelope["correlation_id"],
+        # Another component's id is taken only if well formed (it is logged and may be copied on).
+        correlation_id=valid_correlation_id(envelope["correlation_id"]),
         data=data,
     )

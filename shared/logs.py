@@ -5,11 +5,28 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import uuid
 from datetime import UTC, datetime
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+# The one rule for a correlation id that comes from outside (the X-Correlation-ID header, a
+# message's properties, an event's envelope): 1 to 64 of these ASCII characters, which a UUID
+# is. It is copied into log lines, outbox rows and AMQP properties (short strings, 255 bytes at
+# most, where a longer one stopped the relay); anything else is replaced by a new UUID.
+CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def valid_correlation_id(value: object) -> str | None:
+    """`value` if it is a well-formed correlation id (see CORRELATION_ID), else None."""
+    return value if isinstance(value, str) and CORRELATION_ID.fullmatch(value) else None
+
+
+def correlation_id_or_new(value: object) -> str:
+    """`value` if it is a well-formed correlation id, else a new one."""
+    return valid_correlation_id(value) or str(uuid.uuid4())
 
 
 def current_correlation_id() -> str:

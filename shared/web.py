@@ -5,7 +5,7 @@ on `app.extensions`, a flask-smorest `Api` (OpenAPI at `/openapi.json`, docs at 
 problem+json for every error (documented as such in the OpenAPI document), JSON-only request
 bodies (415 otherwise, 413 past `MAX_CONTENT_LENGTH`, 400 for anything `shared.strict_json`
 refuses: duplicate names, NaN, deep nesting...), a correlation id per request (from
-`X-Correlation-ID` or new), `/healthz` (alive) and `/readyz` (database and broker reachable),
+`X-Correlation-ID` when well formed, else new), `/healthz` (alive) and `/readyz` (database and broker reachable),
 and no-store caching on API answers. Services add their blueprints and nothing else of this kind.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from http import HTTPStatus
 
 from flask import Flask, g, jsonify, request
@@ -122,7 +121,8 @@ def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def _start():
         g.started = time.perf_counter()
-        logs.correlation_id.set(request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()))
+        # A caller's id only when well formed and short (shared.logs); otherwise our own.
+        logs.correlation_id.set(logs.correlation_id_or_new(request.headers.get(CORRELATION_HEADER)))
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.routing_exception is None:
             view = app.view_functions.get(request.endpoint)
             view_class = getattr(view, "view_class", None)

@@ -74,7 +74,7 @@ class PartnerInbox(EventConsumer):
         super().__init__(settings, {}, database, prefetch, name=CONSUMER, queue=queue)
 
     def handle(self, properties: pika.BasicProperties, body: bytes) -> None:
-        token = logs.correlation_id.set(properties.correlation_id or None)
+        token = logs.correlation_id.set(logs.valid_correlation_id(properties.correlation_id))
         try:
             with self.database.unit_of_work() as session:
                 rejection = self.record(session, properties, body)
@@ -85,7 +85,7 @@ class PartnerInbox(EventConsumer):
 
     def record(self, session: Session, properties: pika.BasicProperties, body: bytes) -> str | None:
         """Record one message's sale, or its rejection; returns the reason when rejected."""
-        user, message_id = properties.user_id, properties.message_id
+        user, message_id = properties.user_id, _text(properties.message_id)
         if not user:
             return _reject(session, None, None, message_id, "no user_id property: the sender cannot be identified")
         partner = session.scalars(select(Partner).where(Partner.broker_user == user)).one_or_none()
@@ -121,6 +121,11 @@ class PartnerInbox(EventConsumer):
         record_answer(session, partner.id, key, ACCEPTED, json.dumps(recorded.answer()))
         log.info("partner sale %s", "recorded" if recorded.created else "known already", extra={"event_id": message_id})
         return None
+
+
+def _text(value) -> str | None:
+    """A property that is not UTF-8 (pika leaves it as bytes) counts as missing."""
+    return value if isinstance(value, str) else None
 
 
 def _json(body: bytes):
