@@ -5,8 +5,10 @@ on `app.extensions`, a flask-smorest `Api` (OpenAPI at `/openapi.json`, docs at 
 problem+json for every error (documented as such in the OpenAPI document), JSON-only request
 bodies (415 otherwise, 413 past `MAX_CONTENT_LENGTH`, 400 for anything `shared.strict_json`
 refuses: duplicate names, NaN, deep nesting...), a correlation id per request (from
-`X-Correlation-ID` when well formed, else new), `/healthz` (alive) and `/readyz` (database and broker reachable),
-and no-store caching on API answers. Services add their blueprints and nothing else of this kind.
+`X-Correlation-ID` when well formed, `shared.logs.CORRELATION_ID`, or new), `/healthz` (alive),
+`/readyz` (database and broker reachable), `/metrics` (Prometheus text, `shared.metrics`; not on
+the public gateway), and no-store caching on API answers. Services add their blueprints and
+nothing else of this kind.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from shared import amqp, logs, problems, strict_json
+from shared import metrics as shared_metrics
 from shared.config import Settings
 from shared.db import Database
 from shared.problems import Problem
@@ -72,7 +75,11 @@ class ProblemApi(Api):
 
 
 def service_app(
-    settings: Settings, title: str, database: Database | None = None, needs_broker: bool = True
+    settings: Settings,
+    title: str,
+    database: Database | None = None,
+    needs_broker: bool = True,
+    metrics: bool = True,
 ) -> tuple[Flask, Api]:
     settings.require_secret()
     app = Flask(settings.service)
@@ -96,6 +103,8 @@ def service_app(
     _register_database_outage(app)
     _register_request_hooks(app)
     _register_health(app, settings, needs_broker)
+    if metrics:
+        _register_metrics(app)
     return app, api
 
 
@@ -243,6 +252,12 @@ def _register_health(app: Flask, settings: Settings, needs_broker: bool) -> None
         response.status_code = 503
         response.headers["Retry-After"] = "5"
         return response
+
+
+def _register_metrics(app: Flask) -> None:
+    @app.get("/metrics")
+    def metrics():
+        return shared_metrics.response(app)
 
 
 def list_of(item_schema, name: str):

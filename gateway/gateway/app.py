@@ -14,7 +14,8 @@ from shared.web import service_app
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("gateway")
-    app, openapi = service_app(settings, "Customer Center — public API", needs_broker=False)
+    # No /metrics here: the gateway is the public entrance and has no outbox of its own.
+    app, openapi = service_app(settings, "Customer Center — public API", needs_broker=False, metrics=False)
     app.extensions["sessions"] = SessionStore(
         app.extensions["database"], settings.session_idle_timeout, settings.session_absolute_timeout
     )

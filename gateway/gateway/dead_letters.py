@@ -8,6 +8,10 @@ leaves each message where it is. A replay puts the event back on the queue of ea
 whose DLQ holds it (only there, so no other consumer sees it twice). A partner's refused sale
 is listed but cannot be replayed: the partner sends it again (`ops.deadletters`).
 
+Events a service's relay held (it could not publish them, `shared.outbox`) are listed after
+them, as `<service>.outbox`, asked of each service's internal endpoint; their replay releases
+them to that relay, which publishes each once. A service that does not answer is a 503 naming it.
+
 Looking at a queue means taking its messages and giving them back, so for the milliseconds a
 listing runs, a replay or a second listing at the same moment does not see them (a 404 or a
 shorter list: asking again answers right). Nothing is lost or reordered for the consumers.
@@ -24,7 +28,7 @@ from marshmallow import Schema, fields
 from pika.exceptions import AMQPError
 
 from gateway.sessions import SessionStore, require_csrf
-from ops.deadletters import DeadLetter, DeadLetters
+from ops.deadletters import OUTBOX, DeadLetter, DeadLetters, HeldEvent, HeldEvents, ServiceUnavailable
 from shared.problems import Problem
 from shared.web import accepts_raw_body
 
@@ -42,6 +46,11 @@ class DeadLetterSchema(Schema):
     failed_at = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
     replayable = fields.Boolean()
+    producer = fields.String(
+        allow_none=True, metadata={"description": "a held event: the service whose relay holds it"}
+    )
+    attempts = fields.Integer(allow_none=True, metadata={"description": "a held event: its publishing attempts"})
+    created_at = fields.String(allow_none=True, metadata={"description": "a held event: when it was written"})
 
 
 class DeadLetterListSchema(Schema):
@@ -51,12 +60,18 @@ class DeadLetterListSchema(Schema):
 
 class ReplaySchema(Schema):
     id = fields.String()
-    replayed_to = fields.List(fields.String(), metadata={"description": "the consumers it went back to"})
+    replayed_to = fields.List(
+        fields.String(), metadata={"description": "the consumers it went back to (a held event: `<service>.outbox`)"}
+    )
 
 
 def _operators() -> DeadLetters:
     settings = current_app.extensions["settings"]
     return DeadLetters(settings.amqp_url, settings.events_namespace)
+
+
+def _held() -> HeldEvents:
+    return HeldEvents(current_app.extensions["settings"], caller="gateway")
 
 
 def _staff_only() -> None:
@@ -78,6 +93,32 @@ def _broker_unavailable(error: Exception) -> Problem:
     )
 
 
+def _service_unavailable(error: ServiceUnavailable) -> Problem:
+    log.warning("dead letters: %s", error)
+    return Problem(
+        503,
+        "service-unavailable",
+        "Temporarily unavailable",
+        f"This part of the Customer Center ({error.service}) is not available right now. Try again shortly.",
+        headers={"Retry-After": "5"},
+        service=error.service,
+    )
+
+
+def _held_view(event: HeldEvent) -> dict:
+    return {
+        "id": event.event_id,
+        "consumer": event.consumer,
+        "type": event.event_type,
+        "failed_at": None,
+        "reason": event.reason,
+        "replayable": True,
+        "producer": event.producer,
+        "attempts": event.attempts,
+        "created_at": event.created_at,
+    }
+
+
 def _view(letter: DeadLetter, replayable: bool) -> dict:
     return {
         "id": letter.event_id,
@@ -86,6 +127,9 @@ def _view(letter: DeadLetter, replayable: bool) -> dict:
         "failed_at": letter.failed_at,
         "reason": letter.reason,
         "replayable": replayable,
+        "producer": None,
+        "attempts": None,
+        "created_at": None,
     }
 
 
@@ -101,6 +145,11 @@ class DeadLetterList(MethodView):
             items += [_view(letter, False) for letter in operators.list_partner_sales()]
         except AMQPError as error:
             raise _broker_unavailable(error) from None
+        held = _held()
+        try:
+            items += [_held_view(event) for service in held.services() for event in held.list(service)]
+        except ServiceUnavailable as error:
+            raise _service_unavailable(error) from None
         return {"items": items, "next": None}
 
 
@@ -109,7 +158,8 @@ class DeadLetterReplay(MethodView):
     @dead_letters.response(200, ReplaySchema)
     @accepts_raw_body  # no body is read; a browser's form may carry the CSRF token as a field
     def post(self, event_id: str):
-        """Send the event back to each consumer whose DLQ holds it (after the cause is fixed)."""
+        """Send the event back to each consumer whose DLQ holds it, or release it to the relay
+        that held it (after the cause is fixed)."""
         _staff_only()
         operators = _operators()
         try:
@@ -117,6 +167,12 @@ class DeadLetterReplay(MethodView):
             refused_sale = not replayed_to and any(x.event_id == event_id for x in operators.list_partner_sales())
         except AMQPError as error:
             raise _broker_unavailable(error) from None
+        if not replayed_to and not refused_sale:
+            held = _held()
+            try:
+                replayed_to = [service + OUTBOX for service in held.services() if held.release(service, event_id)]
+            except ServiceUnavailable as error:
+                raise _service_unavailable(error) from None
         if refused_sale:
             raise Problem(
                 409,

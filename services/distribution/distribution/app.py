@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from distribution import api, documents_api, downloads_api
+from shared import outbox_api
 from shared.config import Settings
 from shared.web import service_app
 
@@ -20,4 +21,5 @@ def create_app(settings: Settings | None = None) -> Flask:
         documents_api.documents,
     ):
         openapi.register_blueprint(blueprint)
+    outbox_api.register(app, openapi)  # held events for operators, outbox gauges on /metrics
     return app

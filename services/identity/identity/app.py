@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from identity import api
+from shared import outbox_api
 from shared.config import Settings
 from shared.web import service_app
 
@@ -14,4 +15,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app, openapi = service_app(settings, "Customer Center — identity")
     for blueprint in (api.accounts_api, api.profiles_api, api.internal, api.admin):
         openapi.register_blueprint(blueprint)
+    outbox_api.register(app, openapi)  # held events for operators, outbox gauges on /metrics
     return app
