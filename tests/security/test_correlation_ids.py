@@ -241,3 +241,34 @@ def test_neither_metrics_nor_internal_endpoints_are_reachable_through_the_gatewa
         assert answer.status_code == 404, (path, answer.status_code, answer.get_data(as_text=True)[:200])
     answer = client.post("/internal/v1/outbox/held/x/release", headers=staff)
     assert answer.status_code in (404, 405)
+
+
+def test_a_dead_letter_whose_message_id_is_not_utf8_is_listed(settings_for, tmp_path, amqp_url, namespace):
+    """Such a partner's message ends in the partner-sales DLQ; listing it used to fail on the bytes."""
+    from gateway.app import create_app
+
+    from ops.deadletters import DeadLetters
+
+    topology = Topology(namespace)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    topology.declare(channel)
+    headers = {"x-failure-reason": "a unique message_id property (1 to 195 characters) is required"}
+    properties = pika.BasicProperties(message_id=b"\xff\xfe-1", delivery_mode=2, headers=headers)
+    channel.basic_publish("", topology.dead_letter_queue_of(topology.partner_sales_queue), b"{}", properties)
+    connection.close()
+
+    [letter] = DeadLetters(amqp_url, namespace).list_partner_sales()
+    assert letter.event_id == "\ufffd\ufffd-1" and json.dumps(letter.__dict__)
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrations.upgrade("gateway", url)
+    gateway = create_app(settings_for("gateway", url, service_urls={}))  # the broker's dead letters only
+    try:
+        token, _ = gateway.extensions["sessions"].open(
+            {"id": "u-staff", "email": STAFF["email"], "name": STAFF["name"], "staff": True}
+        )
+        listed = gateway.test_client().get("/api/v1/admin/dead-letters", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        gateway.extensions["database"].dispose()
+    assert listed.status_code == 200, listed.get_data(as_text=True)
+    assert [item["id"] for item in listed.get_json()["items"]] == ["\ufffd\ufffd-1"]
