@@ -82,7 +82,12 @@ def service_app(
     metrics: bool = True,
 ) -> tuple[Flask, Api]:
     settings.require_secret()
-    app = Flask(settings.service)
+    app = Flask(settings.service, static_folder=None)  # no /static: the portal serves its assets itself
+    # werkzeug answers `//` in a path, or a missing trailing slash, with a redirect to an absolute
+    # URL built from the request's Host (a service's own address, or any Host a client sends):
+    # never. `//` is a 404 (_refuse_double_slashes), a trailing slash is matched as if absent.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.url_map.converters["int"] = DatabaseId
     app.config.update(
         API_TITLE=title,
@@ -103,6 +108,7 @@ def service_app(
     _register_database_outage(app)
     _register_request_hooks(app)
     _register_health(app, settings, needs_broker)
+    _refuse_double_slashes(app)
     if metrics:
         _register_metrics(app)
     return app, api
@@ -173,6 +179,14 @@ def _register_request_hooks(app: Flask) -> None:
             extra={"status": response.status_code, "path": request.path, "method": request.method},
         )
         return response
+
+
+def _refuse_double_slashes(app: Flask) -> None:
+    @app.before_request
+    def _double_slash():
+        # the path as it came: werkzeug's `request.path` drops leading slashes
+        if "//" in request.environ.get("PATH_INFO", ""):
+            raise Problem(404, "not-found", "Not found", "No such resource.")
 
 
 def _has_body() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
@@ -57,6 +57,29 @@ ANONYMOUS = Principal(subject="anonymous", kind="anonymous")
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # Answers up to this size are read whole; larger ones (downloads) are streamed through.
 BUFFER_LIMIT = 256 * 1024
+
+
+def public_location(location: str, service: str) -> str | None:
+    """A service's `Location` as a client may see it: a path of ours or a `PUBLIC_URL` one as it
+    is, the service's own address turned into our path (the gateway serves the same paths), and
+    anything else (another host, a scheme-relative `//host`, a relative path) None."""
+    settings = current_app.extensions["settings"]
+    parts = urlsplit(location)
+    if parts.scheme or parts.netloc:
+        origin = (parts.scheme.lower(), parts.netloc.lower())
+        if origin == _origin(settings.public_url):
+            return location
+        if origin != _origin(settings.service_urls[service]):
+            current_app.logger.warning("dropped %s's Location to another host: %s", service, location)
+            return None
+        location = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    # Browsers read a backslash as a slash: "/\\host" is a scheme-relative URL to them, as "//host" is.
+    return location if location.startswith("/") and location[1:2] not in ("/", "\\") else None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def store() -> SessionStore:
@@ -156,9 +179,11 @@ def set_session_cookie(response: Response, token: str, expires_at) -> None:
 @accepts_raw_body  # the owning service checks the body; we only pass it on
 def forward(_rest: str):
     # Dot segments would be routed by one reading of the path and resolved by another
-    # downstream ("/api/v1/forum/../admin/..."): no public path has them, so none pass.
+    # downstream ("/api/v1/forum/../admin/..."), and empty ones ("//", a trailing "/") merged
+    # by some readers: no public path has them, so none pass.
     segments = request.path.split("/")
-    service = None if "." in segments or ".." in segments else service_for(request.path)
+    odd = "." in segments or ".." in segments or "" in segments[1:]
+    service = None if odd else service_for(request.path)
     if service is None:
         raise Problem(404, "not-found", "Not found", "No such resource.")
     caller = store().caller(request)
@@ -186,6 +211,10 @@ def forward(_rest: str):
         stream=True,
     )
     response_headers = {name: answer.headers[name] for name in FORWARD_RESPONSE_HEADERS if name in answer.headers}
+    if "Location" in response_headers:
+        location = public_location(response_headers.pop("Location"), service)
+        if location is not None:
+            response_headers["Location"] = location
     length = int(answer.headers.get("Content-Length") or -1)
     if 0 <= length <= BUFFER_LIMIT:
         data = answer.read()
