@@ -2,6 +2,11 @@
 
 SQLite (the one-machine default) runs in WAL mode with a busy timeout so that the web
 workers, the relay and the consumer can share the file; PostgreSQL is what compose and CI run.
+
+SQLite has no `SELECT ... FOR UPDATE`, and Python's sqlite3 runs reads outside any transaction
+until the first write: a "lock, read, then write" would read unlocked. So on SQLite a locking
+read that opens a transaction first takes the database's write lock (`BEGIN IMMEDIATE`, waiting
+up to the busy timeout): what the transaction reads from then on stays true until it ends.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _sqlite_lock_for_update)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -44,6 +50,21 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
+
+
+def _sqlite_lock_for_update(_connection, cursor, _statement, _parameters, context, _executemany) -> None:
+    """`BEGIN IMMEDIATE` before a `FOR UPDATE` read that would otherwise run outside a transaction.
+    Not for `SKIP LOCKED` claims (relay, mailer, notifier): they only mark rows, and holding the
+    write lock while they publish or send would stall every writer."""
+    compiled = getattr(context, "compiled", None)
+    for_update = getattr(getattr(compiled, "statement", None), "_for_update_arg", None)
+    if for_update is None or for_update.skip_locked:
+        return
+    dbapi_connection = cursor.connection
+    # A transaction sqlite3 opened already began with a write: it holds the write lock.
+    if not dbapi_connection.in_transaction:
+        # sqlite3 then sees a transaction open: no BEGIN of its own, and commit()/rollback() end it.
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 class Database:
