@@ -1,12 +1,13 @@
 """gunicorn settings shared by every web component (`gunicorn -c gunicorn.conf.py ...`).
 
 gthread workers: a worker waiting on its database or on another service keeps serving other
-requests on its other threads. WEB_CONCURRENCY and WEB_THREADS tune it per deployment.
+requests on its other threads. WEB_CONCURRENCY and WEB_THREADS tune it per deployment. Ours
+(shared.gunicorn_worker) answers what gunicorn refuses itself (414, 431, 400...) as problem+json.
 """
 
 import os
 
-worker_class = "gthread"
+worker_class = "shared.gunicorn_worker.ProblemThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "8"))
 bind = os.environ.get("BIND", "0.0.0.0:8000")

@@ -109,6 +109,7 @@ def service_app(
     _register_request_hooks(app)
     _register_health(app, settings, needs_broker)
     _refuse_double_slashes(app)
+    _register_unreadable_bodies(app)
     if metrics:
         _register_metrics(app)
     return app, api
@@ -187,6 +188,21 @@ def _refuse_double_slashes(app: Flask) -> None:
         # the path as it came: werkzeug's `request.path` drops leading slashes
         if "//" in request.environ.get("PATH_INFO", ""):
             raise Problem(404, "not-found", "Not found", "No such resource.")
+
+
+def _register_unreadable_bodies(app: Flask) -> None:
+    from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkExtension, InvalidChunkSize, NoMoreData
+
+    # gunicorn parses a chunked body as the application reads it: a broken one is the client's
+    # mistake (shared.gunicorn_worker answers what it finds before the application sees it).
+    @app.errorhandler(InvalidChunkSize)
+    @app.errorhandler(ChunkMissingTerminator)
+    @app.errorhandler(InvalidChunkExtension)
+    @app.errorhandler(NoMoreData)
+    def _unreadable(error: Exception):
+        return problems.problem_response(
+            Problem(400, "bad-request", "Bad Request", "The request body could not be read: cut short, or its chunks are broken.")
+        )
 
 
 def _has_body() -> bool:
