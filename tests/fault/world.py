@@ -376,7 +376,15 @@ def reconcile_sales(world: World, sales: list[Sale]) -> dict:
     suite = world.suite
     acked = [sale for sale in sales if sale.answer is not None]
     numbers = {sale.answer["installation_number"]: sale for sale in acked}
-    customers = sorted({sale.answer["customer_number"] for sale in acked})
+    # A sale to a customer its partner did not bring answers no customer number (api.md): by company ID.
+    company_ids = sorted({sale.body["customer"]["company_id"] for sale in acked})
+    with read_only_database(database_url(suite, "licensing")) as db:
+        customer_of = dict(
+            db.execute(
+                "SELECT company_id, customer_number FROM customers WHERE company_id = ANY(%s)", (company_ids,)
+            ).fetchall()
+        )
+    customers = sorted(set(customer_of.values()))
     listed: collections.Counter[str] = collections.Counter()
     for customer in customers:
         for item in world.staff_call("GET", f"/api/v1/admin/licenses?customer_number={customer}")["items"]:
@@ -407,7 +415,7 @@ def reconcile_sales(world: World, sales: list[Sale]) -> dict:
             lost[where] = "no license in licensing"
         elif announced[number] == 0:
             lost[where] = "never announced"
-        elif entitled.get(number) != (sale.answer["customer_number"], "unregistered", 1):
+        elif entitled.get(number) != (customer_of.get(sale.body["customer"]["company_id"]), "unregistered", 1):
             lost[where] = f"distribution has {entitled.get(number)}"
         if listed[number] > 1 or per_sale.get(where, 0) > 1 or announced[number] > 1:
             duplicated[where] = f"listed {listed[number]}x, {per_sale.get(where)} rows, announced {announced[number]}x"

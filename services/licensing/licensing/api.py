@@ -64,6 +64,13 @@ class CustomerSchema(Schema):
     company_name = fields.String()
     billing_address = fields.Nested(AddressSchema)
     created_at = fields.DateTime()
+    created_by = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "staff, partner (a partner's sale: created_by_partner_id) or import; null: before 2026-12"
+        },
+    )
+    created_by_partner_id = fields.String(allow_none=True)
 
 
 class ProductSchema(Schema):
@@ -114,6 +121,21 @@ class LicenseSchema(Schema):
 LicenseListSchema = list_of(LicenseSchema, "LicenseList")
 
 
+class StaffLicenseSchema(LicenseSchema):
+    company_name = fields.String()
+    partner_id = fields.String(allow_none=True)
+    partner_sale_id = fields.String(allow_none=True)
+    matched_existing_customer = fields.Boolean(
+        metadata={
+            "description": "a partner's sale that landed on a customer which existed already and which this partner "
+            "had not sold to before: the partner was not told the customer number; worth a look by sales staff"
+        }
+    )
+
+
+StaffLicenseListSchema = list_of(StaffLicenseSchema, "StaffLicenseList")
+
+
 class LicenseQuerySchema(Schema):
     sort = fields.String(load_default="product", validate=validate.OneOf(["product", "support_until"]))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
@@ -121,7 +143,11 @@ class LicenseQuerySchema(Schema):
 
 
 class AdminLicenseQuerySchema(Schema):
-    customer_number = fields.String(required=True, validate=validate.Regexp(r"^\d{1,20}$"))
+    customer_number = fields.String(load_default=None, validate=validate.Regexp(r"^\d{1,20}$"))
+    partner_id = fields.String(load_default=None, validate=validate.Length(max=36))
+    matched_existing_customer = fields.Boolean(load_default=None)
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=100))
 
 
 class NewPartnerSchema(Schema):
@@ -168,7 +194,10 @@ SALE_SCHEMA = SaleSchema()
 
 class SaleAnswerSchema(Schema):
     installation_number = fields.String()
-    customer_number = fields.String()
+    customer_number = fields.String(
+        allow_none=True,
+        metadata={"description": "null unless this sale made the customer or this partner has sold to it before"},
+    )
     status = fields.String()
 
 
@@ -201,6 +230,15 @@ def license_view(license_: License, customer_number: str, product_name: str, par
         "sold_on": license_.sold_on,
         "support_until": license_.support_until,
         "support_status": support_status(license_.support_until),
+    }
+
+
+def _staff_view(license_: License, customer_number: str, product_name: str, partner_name, company_name: str) -> dict:
+    return license_view(license_, customer_number, product_name, partner_name) | {
+        "company_name": company_name,
+        "partner_id": license_.partner_id,
+        "partner_sale_id": license_.partner_sale_id,
+        "matched_existing_customer": license_.matched_existing_customer,
     }
 
 
@@ -285,7 +323,9 @@ class Customers(MethodView):
     def post(self, body):
         try:
             with database().unit_of_work() as session:
-                return create_customer(session, body["company_id"], body["company_name"], body["billing_address"])
+                return create_customer(
+                    session, body["company_id"], body["company_name"], body["billing_address"], created_by="staff"
+                )
         except CustomerExists as exists:
             raise Problem(
                 409,
@@ -330,14 +370,23 @@ class CustomerByNumber(MethodView):
 class AdminLicenses(MethodView):
     @staff_only
     @admin.arguments(AdminLicenseQuerySchema, location="query")
-    @admin.response(200, LicenseListSchema)
+    @admin.response(200, StaffLicenseListSchema)
     def get(self, query):
-        """Every license of a customer, registered or not (staff's view)."""
+        """Licenses, registered or not, oldest first (staff's view): a customer's
+        (`customer_number`), a partner's (`partner_id`), or the partners' sales that landed on
+        a customer they had not sold to before (`matched_existing_customer=true`), to review."""
+        offset = _offset(query["cursor"])
+        listed = _licenses_query().add_columns(Customer.company_name)
+        if query["customer_number"] is not None:
+            listed = listed.where(Customer.customer_number == query["customer_number"])
+        if query["partner_id"] is not None:
+            listed = listed.where(License.partner_id == query["partner_id"])
+        if query["matched_existing_customer"] is not None:
+            listed = listed.where(License.matched_existing_customer.is_(query["matched_existing_customer"]))
         with database().unit_of_work() as session:
-            rows = session.execute(
-                _licenses_query().where(Customer.customer_number == query["customer_number"]).order_by(License.id)
-            ).all()
-            return {"items": [license_view(*row) for row in rows], "next": None}
+            rows = session.execute(listed.order_by(License.id).offset(offset).limit(query["limit"] + 1)).all()
+        items = [_staff_view(*row) for row in rows[: query["limit"]]]
+        return {"items": items, "next": _cursor(offset + query["limit"]) if len(rows) > query["limit"] else None}
 
     @staff_only
     @admin.arguments(NewLicenseSchema)
@@ -520,11 +569,10 @@ class PartnerSales(MethodView):
                     )
                 return Response(earlier.response, status=earlier.status, mimetype="application/json")
             try:
-                recorded = licenses.record_partner_sale(session, partner, sale_from(body))
+                recorded = licenses.accept_partner_sale(session, partner, key, sale_from(body))
             except licenses.UnknownProduct as error:
                 raise _product_problem(error) from None
             answer = json.dumps(recorded.answer())
-            partners.record_answer(session, partner.id, key, 201, answer)
         return Response(answer, status=201, mimetype="application/json")
 
 

@@ -1,4 +1,5 @@
-"""The sales master's customers: created by staff (direct sales) or by partners' sales."""
+"""The sales master's customers: created by staff (direct sales), by partners' sales or by the
+importer, each recording who made it."""
 
 from __future__ import annotations
 
@@ -18,12 +19,27 @@ class CustomerExists(Exception):
         self.customer_number = customer.customer_number
 
 
-def create_customer(session: Session, company_id: str, company_name: str, billing_address: dict | None) -> Customer:
-    """Add a customer and announce it; one company ID is one customer."""
+def create_customer(
+    session: Session,
+    company_id: str,
+    company_name: str,
+    billing_address: dict | None,
+    *,
+    created_by: str = "staff",
+    partner_id: str | None = None,
+) -> Customer:
+    """Add a customer and announce it; one company ID is one customer. `created_by` is one of
+    CUSTOMER_ORIGINS (with the partner's id for "partner")."""
     existing = session.scalars(select(Customer).where(Customer.company_id == company_id)).one_or_none()
     if existing is not None:
         raise CustomerExists(existing)
-    customer = Customer(company_id=company_id, company_name=company_name, billing_address=billing_address)
+    customer = Customer(
+        company_id=company_id,
+        company_name=company_name,
+        billing_address=billing_address,
+        created_by=created_by,
+        created_by_partner_id=partner_id,
+    )
     try:
         with session.begin_nested():
             session.add(customer)

@@ -408,7 +408,10 @@ def _customer(session: Session, data: dict) -> tuple[Customer, str]:
     if existing is not None:
         return existing, "reused"
     try:
-        return create_customer(session, data["company_id"], data["company_name"], data["billing_address"]), "created"
+        created = create_customer(
+            session, data["company_id"], data["company_name"], data["billing_address"], created_by="import"
+        )
+        return created, "created"
     except CustomerExists:  # created by someone else a moment ago
         return session.scalars(select(Customer).where(Customer.company_id == data["company_id"])).one(), "reused"
 

@@ -7,15 +7,17 @@ needs to decide entitlement to downloads.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from licensing import installation_numbers
 from licensing.customers import CustomerExists, create_customer
 from licensing.models import Customer, License, Partner, Product
+from licensing.partners import record_answer
 from shared.db import insert_or_skip, utc_now
 from shared.outbox import add_event
 
@@ -69,10 +71,11 @@ class RecordedSale:
     created: bool
 
     def answer(self) -> dict:
-        """What the partner is told, the first time and on every replay."""
+        """What the partner is told, the first time and on every replay: the customer number
+        only if the partner knew the customer already (api.md), never one a sale fished for."""
         return {
             "installation_number": self.license.installation_number,
-            "customer_number": self.customer_number,
+            "customer_number": None if self.license.matched_existing_customer else self.customer_number,
             "status": self.license.status,
         }
 
@@ -120,14 +123,26 @@ def issue_direct(
     return license_
 
 
+def accept_partner_sale(session: Session, partner: Partner, key: str, sale: Sale) -> RecordedSale:
+    """A partner's sale under the idempotency key the caller claimed (REST's Idempotency-Key,
+    the broker's message id): the license, its event and the answer kept for replays of the
+    key, in the caller's transaction. Raises UnknownProduct."""
+    recorded = record_partner_sale(session, partner, sale)
+    record_answer(session, partner.id, key, 201, json.dumps(recorded.answer()))
+    return recorded
+
+
 def record_partner_sale(session: Session, partner: Partner, sale: Sale) -> RecordedSale:
     """A partner's sale becomes an unregistered license, once: the same partner_sale_id again
-    returns the license it made the first time."""
+    returns the license it made the first time. A sale to a company that is a customer
+    already lands on that customer; unless the partner knew it (`_known_to`), the license is
+    marked `matched_existing_customer` and the partner is not told the customer number."""
     known = _recorded_sale(session, partner, sale)
     if known is not None:
         return known
     check_product(session, sale.product, sale.edition, sale.add_ons)
-    customer = _customer_for_sale(session, sale)
+    customer, created = _customer_for_sale(session, partner, sale)
+    matched_existing = not created and not _known_to(session, partner, customer)
     for _ in range(INSTALLATION_NUMBER_DRAWS):
         license_ = _insert_license(
             session,
@@ -142,6 +157,7 @@ def record_partner_sale(session: Session, partner: Partner, sale: Sale) -> Recor
             status="unregistered",
             sold_on=sale.sold_on,
             support_until=None,
+            matched_existing_customer=matched_existing,
         )
         if license_ is not None:
             announce(session, license_, "licensing.license.issued", customer)
@@ -163,15 +179,38 @@ def _recorded_sale(session: Session, partner: Partner, sale: Sale) -> RecordedSa
     return RecordedSale(row[0], row[1], created=False) if row is not None else None
 
 
-def _customer_for_sale(session: Session, sale: Sale) -> Customer:
-    """The sale's customer by company ID; a company that is not a customer yet becomes one."""
+def _customer_for_sale(session: Session, partner: Partner, sale: Sale) -> tuple[Customer, bool]:
+    """The sale's customer by company ID, and whether this sale made it: a company that is not
+    a customer yet becomes one, made by this partner."""
     customer = session.scalars(select(Customer).where(Customer.company_id == sale.company_id)).one_or_none()
     if customer is not None:
-        return customer
+        return customer, False
     try:
-        return create_customer(session, sale.company_id, sale.company_name, sale.billing_address)
-    except CustomerExists:  # created by a concurrent sale
-        return session.scalars(select(Customer).where(Customer.company_id == sale.company_id)).one()
+        address = sale.billing_address
+        made = create_customer(
+            session, sale.company_id, sale.company_name, address, created_by="partner", partner_id=partner.id
+        )
+        return made, True
+    except CustomerExists:  # created by a concurrent sale (perhaps this partner's: see _known_to)
+        return session.scalars(select(Customer).where(Customer.company_id == sale.company_id)).one(), False
+
+
+def _known_to(session: Session, partner: Partner, customer: Customer) -> bool:
+    """Whether the partner has sold to the customer before: one of its sales made the customer,
+    or an earlier sale of its was answered with the number or registered by the customer (a
+    second invented sale proves no more than the first)."""
+    if customer.created_by_partner_id == partner.id:
+        return True
+    earlier = session.scalar(
+        select(License.id)
+        .where(
+            License.partner_id == partner.id,
+            License.customer_id == customer.id,
+            or_(License.matched_existing_customer.is_(False), License.registered_at.is_not(None)),
+        )
+        .limit(1)
+    )
+    return earlier is not None
 
 
 def register_product(session: Session, customer_number: str, typed_number: str) -> License:

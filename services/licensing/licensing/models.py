@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
@@ -15,6 +15,9 @@ FIRST_CUSTOMER_NUMBER = 100001
 CHANNELS = ("direct", "partner")
 # "unregistered": sold by a partner, not yet registered by the customer (no support, not listed)
 LICENSE_STATUSES = ("registered", "unregistered", "revoked")
+# Who made a customer: staff (the API), a partner's sale (which partner: created_by_partner_id)
+# or the CSV importer. None: made before this was recorded (licensing migration 0005).
+CUSTOMER_ORIGINS = ("staff", "partner", "import")
 
 
 class Base(DeclarativeBase):
@@ -32,6 +35,8 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     # The newest contacts version identity announced (the customer edits them there).
     contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_by: Mapped[str | None] = mapped_column(String(10))  # one of CUSTOMER_ORIGINS
+    created_by_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
 
 
 class Product(Base):
@@ -76,6 +81,8 @@ class License(Base):
         # with 10,000 licenses is sorted without reading 10,000 rows of the table.
         Index("ix_licenses_list_by_product", "customer_id", "status", "product_code", "edition", "installation_number"),
         Index("ix_licenses_list_by_support", "customer_id", "status", "support_until", "installation_number"),
+        # Has this partner sold to this customer before? (what a partner's sale is told)
+        Index("ix_licenses_partner_customer", "partner_id", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -92,6 +99,9 @@ class License(Base):
     sold_on: Mapped[date] = mapped_column(Date)
     support_until: Mapped[date | None] = mapped_column(Date, index=True)
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A partner's sale that landed on a customer which existed already and which this partner
+    # had not sold to before: the partner was not told the customer number, and staff review it.
+    matched_existing_customer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Counts every change; consumers keep the highest version they saw.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -15,10 +15,11 @@ out a database outage); only what one message means is decided here, in `handle`
    `amqp:<message_id>` in the `idempotent_requests` table the REST API keys its writes in,
    with the SHA-256 of the body. The same message again (a redelivery, or the partner
    publishing it twice) changes nothing; the same id with another body is rejected.
-   Independently of that, `record_partner_sale` makes one license per `partner_sale_id`.
-3. The body is validated with the REST API's own `SaleSchema`; then the sale is recorded
-   (an unregistered license, and `licensing.license.issued` in the outbox), all in one
-   transaction with the idempotency row. Commit, then ack.
+   Independently of that, one `partner_sale_id` makes one license, by either channel.
+3. The body is validated with the REST API's own `SaleSchema`; then the sale is recorded by
+   `accept_partner_sale`, as the REST API records it (an unregistered license,
+   `licensing.license.issued` in the outbox and the answer), all in one transaction with the
+   idempotency row. Commit, then ack.
 
 A rejected message (any of the above, or an unknown product) is never retried: in one
 transaction the rejection is stored on its idempotency row (when it has one) and
@@ -46,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licensing.api import SALE_SCHEMA, sale_from
-from licensing.licenses import UnknownProduct, record_partner_sale
+from licensing.licenses import UnknownProduct, accept_partner_sale
 from licensing.models import Partner
 from licensing.partners import claim_request_key, record_answer
 from shared import logs, strict_json
@@ -62,7 +63,7 @@ CONSUMER = "licensing-partner-sales"
 # Message ids share the idempotency table with the REST API's Idempotency-Keys.
 KEY_PREFIX = "amqp:"
 MAX_MESSAGE_ID = 200 - len(KEY_PREFIX)
-ACCEPTED, REJECTED = 201, 422
+REJECTED = 422
 
 
 class PartnerInbox(EventConsumer):
@@ -114,11 +115,9 @@ class PartnerInbox(EventConsumer):
             return _refuse(session, partner, key, user, message_id, f"invalid sale: {_messages(error)}")
         try:
             with session.begin_nested():  # nothing of a refused sale stays
-                recorded = record_partner_sale(session, partner, sale)
+                recorded = accept_partner_sale(session, partner, key, sale)
         except UnknownProduct as error:
             return _refuse(session, partner, key, user, message_id, f"invalid sale: {error}")
-
-        record_answer(session, partner.id, key, ACCEPTED, json.dumps(recorded.answer()))
         log.info("partner sale %s", "recorded" if recorded.created else "known already", extra={"event_id": message_id})
         return None
 
