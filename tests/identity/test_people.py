@@ -17,7 +17,7 @@ from shared import migrations
 from shared.consumer import EventConsumer
 from shared.db import Database
 from shared.messaging import outbox
-from tests.identity.test_users_and_rights import colleague, colleague_accepts, invite
+from tests.identity.test_users_and_rights import colleague, colleague_accepts, invite, joins_with_account
 
 NOVAK = "Účetnictví Novák s.r.o."
 MORAVA = "Stavebniny Morava a.s."
@@ -144,6 +144,7 @@ def test_memberships_decide_company_and_active(identity):
     bob = identity.administrator("100002", "bob@example.com")
     jan = colleague(identity, ada)  # joins Novák first
     assert invite(identity, bob, "jan@example.com", ("news",), customer_number="100002").status_code == 201
+    joins_with_account(identity)
     # a second, later membership: the company shown stays the first one, so no event
     assert [e["company_name"] for e in people(identity, jan)] == [NOVAK]
     # rights are not part of the person: no event
@@ -164,8 +165,10 @@ def test_memberships_decide_company_and_active(identity):
     last = people(identity, jan)[-1]
     assert last["active"] is False and last["company_name"] is None and last["name"] == "Jan Dvořák"
 
-    # an existing account given a membership again (a notice, no invitation) is active again
+    # an existing account invited again is active again once it accepts, not before
     assert invite(identity, ada, "jan@example.com", ("downloads",)).status_code == 201
+    assert people(identity, jan)[-1] == last
+    joins_with_account(identity)
     again = people(identity, jan)[-1]
     assert again["active"] is True and again["company_name"] == NOVAK
     assert_versions_grow(people(identity, jan))
@@ -174,9 +177,13 @@ def test_memberships_decide_company_and_active(identity):
 
 def test_an_invitation_withdrawn_before_it_was_accepted_announces_nobody(identity):
     ada = identity.administrator()
-    assert invite(identity, ada, "eve@example.com").status_code == 201
+    invited = invite(identity, ada, "eve@example.com")
+    assert invited.status_code == 201
     eve = identity.user_id("eve@example.com")
-    assert identity.call("DELETE", f"/api/v1/customers/100001/users/{eve}", user=ada).status_code == 204
+    assert (
+        identity.call("DELETE", f"/api/v1/customers/100001/users/{invited.get_json()['id']}", user=ada).status_code
+        == 204
+    )
     assert people(identity, eve) == []
 
 
@@ -185,6 +192,7 @@ def test_a_renamed_company_is_announced_for_the_people_shown_with_it(identity):
     bob = identity.administrator("100002", "bob@example.com")
     # Bob also joins Novák, later: he stays shown with Morava
     assert invite(identity, ada, "bob@example.com", ("news",)).status_code == 201
+    joins_with_account(identity, "bob@example.com")
     company_update(identity, "100001", "Novák a syn s.r.o.")
     assert [e["company_name"] for e in people(identity, ada)] == [NOVAK, "Novák a syn s.r.o."]
     assert [e["company_name"] for e in people(identity, bob)] == [MORAVA]
@@ -236,6 +244,7 @@ def test_concurrent_changes_of_one_person_are_announced_one_after_the_other(iden
     bob = identity.administrator("100002", "bob@example.com")
     jan = colleague(identity, ada)
     assert invite(identity, bob, "jan@example.com", ("news",), customer_number="100002").status_code == 201
+    joins_with_account(identity)
     renamed = threading.Event()
 
     def rename():

@@ -50,6 +50,12 @@ def colleague_accepts(identity, email="jan@example.com"):
     return identity.user_id(email)
 
 
+def joins_with_account(identity, email="jan@example.com"):
+    """A person with an account accepts the newest invitation mailed to them: the token alone."""
+    token = identity.token_from_mail(email, "invitation")
+    assert identity.call("POST", "/api/v1/invitations/accept", {"token": token}).status_code == 200
+
+
 def _addresses():
     return {"billing_address": ADDRESS, "delivery_address": DELIVERY}
 
@@ -94,9 +100,13 @@ def test_one_person_in_two_profiles_with_different_rights(identity):
     ada = identity.administrator("100001", "ada@example.com")
     bob = identity.administrator("100002", "bob@example.com")
     jan = colleague(identity, ada, rights=("downloads",))
-    # an existing account is added at once and notified, no invitation
+    # an existing account is invited too, and joins once it accepts with the token alone
     assert invite(identity, bob, "jan@example.com", ("contacts", "news"), customer_number="100002").status_code == 201
     assert "Stavebniny Morava" in identity.mails_to("jan@example.com")[-1].body
+    assert [m["customer_number"] for m in identity.call("GET", "/api/v1/me", user=jan).get_json()["memberships"]] == [
+        "100001"
+    ]
+    joins_with_account(identity)
     me = identity.call("GET", "/api/v1/me", user=jan).get_json()
     assert {(m["customer_number"], tuple(m["rights"])) for m in me["memberships"]} == {
         ("100001", ("downloads",)),
@@ -146,9 +156,10 @@ def test_removing_an_invited_registrant_leaves_their_own_registration(identity):
     ada = identity.administrator("100001", "ada@example.com")
     assert identity.register("100002", email="eva@example.com", name="Eva").status_code == 202
     confirm = identity.token_from_mail("eva@example.com", "confirm")
-    assert invite(identity, ada, "eva@example.com", ("news",)).status_code == 201
+    invited = invite(identity, ada, "eva@example.com", ("news",))
+    assert invited.status_code == 201
     eva = identity.user_id("eva@example.com")
-    removed = identity.call("DELETE", f"/api/v1/customers/100001/users/{eva}", user=ada)
+    removed = identity.call("DELETE", f"/api/v1/customers/100001/users/{invited.get_json()['id']}", user=ada)
     assert removed.status_code == 204
     assert identity.register("100002", email="mallory@example.com").status_code == 409  # still claimed
     assert identity.call("POST", "/api/v1/registrations/confirm", {"token": confirm}).status_code == 200

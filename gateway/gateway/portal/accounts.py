@@ -199,29 +199,43 @@ def _reset_page(state: str, status=200, headers=None, *, token="", email="", mes
 # --- accepting an invitation (the link in the e-mail) ---------------------------------------
 @portal.get("/invitation")
 def invitation_form():
+    """A new account chooses its password here; a person with an account just accepts. Looking
+    at the link uses nothing up (mail scanners open links too)."""
     token = request.args.get("token", "")
-    return _invitation_page("ask" if token else "unknown", 200 if token else 404, token=token)
+    if not token:
+        return _invitation_page("unknown", 404)
+    answer = calls.call("POST", "/api/v1/invitations/lookup", {"token": token})
+    if answer.status == 410:
+        return _invitation_page("expired", 410)
+    if answer.status == 404 or "token" in answer.field_errors:
+        return _invitation_page("unknown", 404)
+    # Not known (identity unreachable): the password form, which works for both kinds of account.
+    existing = answer.ok and answer.body.get("password_needed") is False
+    return _invitation_page("join" if existing else "ask", token=token, company=answer.body.get("company_name"))
 
 
 @portal.post("/invitation")
 @accepts_raw_body
 def invitation():
     token = request.form.get("token", "")
+    with_password = "password" in request.form  # the join form has none: the token alone
+    state = "ask" if with_password else "join"
     if not forms.valid(request):
-        return _invitation_page("ask", EXPIRED_FORM, token=token, **_expired_form())
-    answer = calls.call(
-        "POST", "/api/v1/invitations/accept", {"token": token, "password": request.form.get("password", "")}
-    )
+        return _invitation_page(state, EXPIRED_FORM, token=token, **_expired_form())
+    body = {"token": token} | ({"password": request.form.get("password", "")} if with_password else {})
+    answer = calls.call("POST", "/api/v1/invitations/accept", body)
     if answer.ok:
-        return _invitation_page("done")
+        return _invitation_page("joined" if answer.body.get("status") == "joined" else "done")
     if answer.status == 410:
         return _invitation_page("expired", 410)
     if answer.status == 404 or "token" in answer.field_errors:
         return _invitation_page("unknown", 404)
-    return _invitation_page("ask", answer.status, answer.headers, token=token, **_failure(answer))
+    if "password" in answer.field_errors:
+        state = "ask"  # a new account after all: it chooses a password
+    return _invitation_page(state, answer.status, answer.headers, token=token, **_failure(answer))
 
 
-def _invitation_page(state: str, status=200, headers=None, *, token="", message=None, errors=None):
+def _invitation_page(state: str, status=200, headers=None, *, token="", company=None, message=None, errors=None):
     return form_page(
         "portal/invitation.html",
         "portal.invitation",
@@ -229,6 +243,7 @@ def _invitation_page(state: str, status=200, headers=None, *, token="", message=
         headers,
         state=state,
         token=token,
+        company=company,
         message=message,
         errors=errors or {},
     )

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from identity import limits, mail, people, tokens
-from identity.models import User
-from identity.passwords import hash_password, needs_rehash, verify_password
+from identity import limits, mail, memberships, people, tokens
+from identity.models import CustomerProfile, Membership, Token, User
+from identity.passwords import hash_password, needs_rehash, problems_with, verify_password
 from shared import throttle
-from shared.db import Database
+from shared.db import Database, as_utc, utc_now
 
 # An argon2id verification takes 19 MiB and ≈ 20 ms of one CPU (argon2-cffi releases the GIL
 # meanwhile). Several at once on one CPU evict each other's memory from the caches, and each
@@ -74,15 +76,80 @@ def reset_password(session: Session, raw_token: str, password: str) -> User:
     return user
 
 
-def accept_invitation(session: Session, raw_token: str, password: str) -> User:
-    token = tokens.consume(session, tokens.INVITATION, raw_token)
-    user = session.get(User, token.user_id)
-    if user is None or user.status != "invited":
+class PasswordNeeded(Exception):
+    """A new account accepts its invitation with a password that meets the policy."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """What an invitation link is for, as its holder may see it."""
+
+    company_name: str | None
+    password_needed: bool
+    expires_at: datetime
+
+
+def invitation(session: Session, raw_token: str) -> Invitation:
+    """Look at an invitation without using it; raises tokens.TokenUnknown or TokenExpired."""
+    token, user = _invitation(session, raw_token)
+    profile = session.get(CustomerProfile, token.customer_number) if token.customer_number else None
+    return Invitation(profile.company_name if profile else None, user.status == "invited", as_utc(token.expires_at))
+
+
+def accept_invitation(session: Session, raw_token: str, password: str | None = None) -> bool:
+    """Join what the invitation is for. A new account (no password yet) sets its password and
+    joins every profile it is invited to (a new invitation voided its older link); an active
+    account joins the link's profile and keeps its password (`password` is not used). True when
+    a new account's password was set. Raises PasswordNeeded, tokens.TokenUnknown or TokenExpired."""
+    token, user = _invitation(session, raw_token)
+    new_account = user.status == "invited"
+    password_hash = None
+    if new_account:
+        reason = problems_with(password) if password else "Missing data for required field: a new account's password."
+        if reason:
+            raise PasswordNeeded(reason)
+        password_hash = hash_password(password)  # before any lock is taken
+    invited_to = (
+        session.scalars(
+            select(Membership.customer_number).where(Membership.user_id == user.id, Membership.status == "invited")
+        ).all()
+        if new_account
+        else [token.customer_number]
+    )
+    # The lock order of every write to members: the profiles, then the account, then its token.
+    for customer_number in sorted(invited_to):
+        memberships.lock_profile(session, customer_number)
+    user = session.scalars(
+        select(User).where(User.id == user.id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+    tokens.consume(session, tokens.INVITATION, raw_token)
+    if user is None or user.status not in ("invited", "active"):
         raise tokens.TokenUnknown()
-    user.password_hash = hash_password(password)
-    user.status = "active"
+    password_set = user.status == "invited"
+    if password_set:
+        user.password_hash = password_hash
+        user.status = "active"
+    joined = memberships.join(session, user.id, invited_to)
+    if not new_account and not joined:
+        raise tokens.TokenUnknown()  # that invitation was cancelled, or accepted already
     people.announce(session, user.id)
-    return user
+    return password_set
+
+
+def _invitation(session: Session, raw_token: str) -> tuple[Token, User]:
+    token = session.scalars(
+        select(Token).where(Token.token_hash == tokens.digest(raw_token), Token.kind == tokens.INVITATION)
+    ).one_or_none()
+    user = session.get(User, token.user_id) if token is not None else None
+    if user is None or user.status not in ("invited", "active"):
+        raise tokens.TokenUnknown()
+    if as_utc(token.expires_at) <= utc_now():
+        raise tokens.TokenExpired(token)
+    return token, user
 
 
 def change_password(session: Session, user_id: str, current: str, new: str) -> bool:

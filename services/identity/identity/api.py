@@ -92,6 +92,19 @@ class TokenPasswordSchema(TokenSchema):
     password = Password()
 
 
+class InvitationAcceptanceSchema(TokenSchema):
+    password = fields.String(
+        validate=validate.Length(min=1, max=1024),
+        metadata={"description": "A new account's password; an existing account sends the token alone."},
+    )
+
+
+class InvitationSchema(Schema):
+    company_name = fields.String(allow_none=True)
+    password_needed = fields.Boolean()
+    expires_at = fields.DateTime()
+
+
 class ResetRequestSchema(Schema):
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
 
@@ -166,6 +179,7 @@ class MemberSchema(Schema):
     administrator = fields.Boolean()
     rights = fields.List(fields.String())
     status = fields.String()
+    invited_until = fields.DateTime()
 
 
 MemberListSchema = list_of(MemberSchema, "MemberList")
@@ -203,18 +217,25 @@ def _token_problem(error: Exception) -> Problem:
 
 
 def _member_view(membership: Membership, user: User) -> dict:
-    return {
-        "id": user.id,
+    view = {
+        "id": memberships.member_id(membership),
         "email": user.email,
         "name": user.name,
         "administrator": membership.administrator,
         "rights": membership.effective_rights(),
         "status": user.status,
     }
+    if membership.status == "invited":  # as typed: whether the address has an account is nobody's business
+        view |= {"name": membership.invited_name, "status": "invited", "invited_until": membership.invited_until}
+    return view
 
 
 def _access(session, customer_number: str, right: str | None = None, write: bool = False) -> memberships.Access:
-    """The caller's access to the profile; a 404 or 403 problem when there is none."""
+    """The caller's access to the profile; a 404 or 403 problem when there is none. For a write,
+    the profile is locked first: the caller's rights are read under the lock, so an administrator
+    demoted or removed a moment ago can no longer act."""
+    if write:
+        memberships.lock_profile(session, customer_number)
     granted = memberships.access(session, signed_in_user(), customer_number)
     if right is not None:
         granted.require(right, write)
@@ -322,10 +343,38 @@ class PasswordResetConfirmation(MethodView):
 
 @accounts_api.route("/invitations/accept")
 class InvitationAcceptance(MethodView):
-    @accounts_api.arguments(TokenPasswordSchema)
+    @accounts_api.arguments(InvitationAcceptanceSchema)
     @accounts_api.response(200, StatusSchema)
     def post(self, body):
-        return _with_token(accounts.accept_invitation, body)
+        """Join the invited profile(s): a new account sets its password (`ok`), an existing one
+        sends the token alone (`joined`)."""
+        try:
+            with database().unit_of_work() as session:
+                password_set = accounts.accept_invitation(session, body["token"], body.get("password"))
+        except accounts.PasswordNeeded as needed:
+            raise Problem(
+                422,
+                "validation-failed",
+                "Validation failed",
+                needed.reason,
+                errors=[{"field": "password", "message": needed.reason}],
+            ) from None
+        except (tokens.TokenExpired, tokens.TokenUnknown) as error:
+            raise _token_problem(error) from None
+        return {"status": "ok" if password_set else "joined"}
+
+
+@accounts_api.route("/invitations/lookup")
+class InvitationLookup(MethodView):
+    @accounts_api.arguments(TokenSchema)
+    @accounts_api.response(200, InvitationSchema)
+    def post(self, body):
+        """What an invitation link is for (the company; whether a password must be chosen), without using it."""
+        try:
+            with database().unit_of_work() as session:
+                return accounts.invitation(session, body["token"])
+        except (tokens.TokenExpired, tokens.TokenUnknown) as error:
+            raise _token_problem(error) from None
 
 
 @accounts_api.route("/me/password")
@@ -359,7 +408,7 @@ def _me(session, user: User) -> dict:
     rows = session.execute(
         select(Membership, CustomerProfile.company_name)
         .join(CustomerProfile, CustomerProfile.customer_number == Membership.customer_number)
-        .where(Membership.user_id == user.id)
+        .where(Membership.user_id == user.id, Membership.status == "active")
         .order_by(CustomerProfile.company_name)
     ).all()
     return {
@@ -469,6 +518,15 @@ class Members(MethodView):
         except memberships.MemberExists:
             raise Problem(
                 409, "member-exists", "Already a member", "This person already has access to the profile."
+            ) from None
+        except memberships.StaffAccount:
+            message = "This is a vendor staff address; staff cannot be members of a customer profile."
+            raise Problem(
+                422,
+                "validation-failed",
+                "Validation failed",
+                message,
+                errors=[{"field": "email", "message": message}],
             ) from None
 
 

@@ -46,8 +46,9 @@ def ensure_demo_accounts(
     with database.unit_of_work() as session:
         inviter = accounts.find_user(session, admin_email)
         user = accounts.find_user(session, email)
-        if user is None or session.get(Membership, (user.id, customer_number)) is None:
-            _, user = memberships.add_member(
+        membership = session.get(Membership, (user.id, customer_number)) if user is not None else None
+        if membership is None:
+            membership, user = memberships.add_member(
                 session,
                 customer_number=customer_number,
                 email=email,
@@ -57,7 +58,7 @@ def ensure_demo_accounts(
                 public_url=settings.public_url,
                 invitation_ttl=60,
             )
-        if user.status == "invited":
+        if membership.status == "invited":
             raw, _ = tokens.issue(session, tokens.INVITATION, user.id, 60, customer_number)
             accounts.accept_invitation(session, raw, password)
     database.dispose()

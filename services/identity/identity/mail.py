@@ -115,23 +115,32 @@ Set your password here (the link works until {_when(expires_at)}):
     )
 
 
-def membership_notice(
-    session: Session, recipient: str, name: str, company: str, inviter: str, sign_in_link: str
+def membership_invitation(
+    session: Session, recipient: str, name: str, company: str, inviter: str, link: str, expires_at: datetime
 ) -> None:
+    """An invitation to a person who has an account: they join once they accept."""
     queue(
         session,
         recipient,
-        f"Nový přístup v Zákaznickém centru: {company} / New access in the Customer Center",
+        f"Pozvánka k profilu firmy {company} / Invitation to {company}",
         f"""Dobrý den, {name},
 
-{inviter} vám zřídil(a) přístup k profilu firmy {company}. Přihlaste se svým dosavadním
-heslem: {sign_in_link}
+{inviter} vás zve k profilu firmy {company} v Zákaznickém centru. Pozvánku přijmete
+otevřením tohoto odkazu do {_when(expires_at)}; přihlašujete se dál svým dosavadním heslem:
+
+{link}
+
+Pokud k profilu patřit nechcete, tento e-mail ignorujte.
 
 ---
 Hello {name},
 
-{inviter} has given you access to the profile of {company}. Sign in with the password you
-already have: {sign_in_link}
+{inviter} invites you to the profile of {company} in the Customer Center. Open this link
+before {_when(expires_at)} to accept; you keep signing in with your current password:
+
+{link}
+
+If you do not want to join, ignore this e-mail.
 
 {SIGNATURE}
 """,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, func
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import utc_now
@@ -58,6 +58,7 @@ class Membership(Base):
     """A person's place in one customer profile, with the rights they hold there."""
 
     __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("customer_number", "invitation_id", name="uq_memberships_invitation_id"),)
 
     user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     customer_number: Mapped[str] = mapped_column(
@@ -67,7 +68,16 @@ class Membership(Base):
     rights: Mapped[list] = mapped_column(JSON, default=list)
     # Counts every change, so other services can ignore an older event that arrives late.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # When the person joined (for an invitation: accepted it).
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # "invited" until the person accepts: no access anywhere, not announced as active; shown
+    # with the name the administrator typed, never the account's own.
+    status: Mapped[str] = mapped_column(String(10), default="active", server_default="active")
+    # The member's id in the profile's list while invited (kept afterwards as an alias): the
+    # account's own id would tell whose account the address is (the forum shows authors' ids).
+    invitation_id: Mapped[str | None] = mapped_column(String(36))
+    invited_name: Mapped[str | None] = mapped_column(String(200))
+    invited_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def effective_rights(self) -> list[str]:
         # "users" is the administrator's right: it comes and goes with the role.

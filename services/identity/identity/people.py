@@ -11,7 +11,8 @@ unanswered invitation is nobody's business yet) and never withdrawn: leaving the
 profile announces `active: false`, so their forum posts keep their author.
 
 - company_name: the company of the earliest-joined membership (Membership.created_at, then
-  the customer number); null when the person belongs to no profile.
+  the customer number; an invitation not accepted yet does not count); null when the person
+  belongs to no profile.
 - active: can sign in (status "active") and is staff or a member of at least one profile.
 """
 
@@ -31,7 +32,7 @@ def state(session: Session, user: User) -> dict[str, Any]:
     company_name = session.scalar(
         select(CustomerProfile.company_name)
         .join(Membership, Membership.customer_number == CustomerProfile.customer_number)
-        .where(Membership.user_id == user.id)
+        .where(Membership.user_id == user.id, Membership.status == "active")
         .order_by(Membership.created_at, Membership.customer_number)
         .limit(1)
     )

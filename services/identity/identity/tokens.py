@@ -1,6 +1,7 @@
 """One-time tokens sent by e-mail: 256 bits from the CSPRNG, stored as SHA-256, used once.
 
-Issuing a token voids the user's older tokens of that kind, so only the newest link works.
+Issuing a token voids the user's older tokens of that kind, so only the newest link works;
+confirmations and invitations are per profile: a new one voids the older one for that profile.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def issue(
     session: Session, kind: str, user_id: str, ttl_seconds: int, customer_number: str | None = None
 ) -> tuple[str, datetime]:
     older = delete(Token).where(Token.user_id == user_id, Token.kind == kind)
-    if kind == CONFIRM:
-        # One account may be registering several companies (an accounting firm): a new link
-        # voids only the older one for the same profile.
+    if kind in (CONFIRM, INVITATION):
+        # One account may be registering several companies (an accounting firm), or be invited
+        # to several: a new link voids only the older one for the same profile.
         older = older.where(Token.customer_number == customer_number)
     session.execute(older)
     raw = secrets.token_urlsafe(32)
