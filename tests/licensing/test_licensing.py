@@ -6,6 +6,8 @@ import threading
 
 from licensing import installation_numbers
 
+from shared.topology import Topology
+from tests.broker_users import broker_users  # noqa: F401 (fixture)
 from tests.licensing.conftest import PRODUCT, sale
 
 
@@ -214,10 +216,12 @@ def test_staff_extend_and_revoke_support(licensing):
     assert licensing.events("licensing.license.revoked")[-1]["version"] == 3
 
 
-def test_staff_list_partners_without_their_keys(licensing):
-    licensing.staff("POST", "/api/v1/admin/partners", {"name": "Dealer", "broker_user": "dealer-1"})
+def test_staff_list_partners_without_their_keys(licensing, broker_users):  # noqa: F811
+    topology = Topology(licensing.app.extensions["settings"].events_namespace)
+    dealer = broker_users.make(topology)  # a real broker user: licensing asks the broker about it
+    licensing.staff("POST", "/api/v1/admin/partners", {"name": "Dealer", "broker_user": dealer.name})
     [partner] = licensing.staff("GET", "/api/v1/admin/partners").get_json()["items"]
-    assert partner["name"] == "Dealer" and partner["broker_user"] == "dealer-1" and "api_key" not in partner
+    assert partner["name"] == "Dealer" and partner["broker_user"] == dealer.name and "api_key" not in partner
 
 
 def test_staff_correct_a_customer_and_others_hear_of_it(licensing):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.broker_users import broker_users  # noqa: F401 (fixture)
 from tests.security.conftest import World, assert_problem, chunked
 from tests.support import valid_company_id
 
@@ -250,15 +251,18 @@ def test_a_duplicated_administrator_flag_is_refused_and_changes_nothing(world: W
 @pytest.mark.parametrize(
     "label", ["10,000 nested arrays", "5,000-digit integer", "NaN", "duplicate name", "latin-1 bytes"]
 )
-def test_the_partner_inbox_refuses_what_the_api_refuses(world: World, label: str):
+def test_the_partner_inbox_refuses_what_the_api_refuses(world: World, label: str, broker_users):  # noqa: F811
     """A partner's sale published to RabbitMQ is read like the REST body: a malformed one is
     rejected at once with its reason (it used to raise, and be retried, for deep nesting or a
     huge integer), never bound (a duplicated name)."""
     import pika
     from licensing.partner_inbox import PartnerInbox
 
+    from shared.topology import Topology
+
     licensing = world.apps["licensing"]
-    broker_user = f"partner-{secrets.token_hex(4)}"
+    # a real partner's broker user: licensing asks the broker about it before registering it
+    broker_user = broker_users.make(Topology(licensing.extensions["settings"].events_namespace)).name
     partner = {"name": "Inbox s.r.o.", "broker_user": broker_user}
     assert world.call("licensing", "POST", "/api/v1/admin/partners", body=partner).status_code == 201
     inbox = PartnerInbox(licensing.extensions["settings"], licensing.extensions["database"])

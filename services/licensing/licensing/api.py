@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates
@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from licensing import installation_numbers, licenses, partners
+from licensing.broker_users import BrokerUnavailable, BrokerUserRefused, BrokerUsers
 from licensing.customers import CustomerExists, create_customer, update_customer
 from licensing.models import Customer, License, Partner, Product
 from shared import memberships, spreadsheet, throttle
@@ -26,7 +27,7 @@ from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.names import Name
 from shared.problems import Problem
-from shared.web import MAX_ID, database, list_of
+from shared.web import MAX_ID, database, list_of, settings
 
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Vendor staff")
 partner_api = Blueprint("partner", __name__, url_prefix="/api/v1/partner", description="Partners' systems")
@@ -150,9 +151,22 @@ class AdminLicenseQuerySchema(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=100))
 
 
+BROKER_USER = validate.Regexp(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
 class NewPartnerSchema(Schema):
     name = Name(required=True)
-    broker_user = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,100}$"))
+    broker_user = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=BROKER_USER,
+        metadata={"description": "a RabbitMQ user that may only write to the partner-sales exchange (README)"},
+    )
+
+
+class PartnerChangeSchema(Schema):
+    name = Name()
+    broker_user = fields.String(allow_none=True, validate=BROKER_USER, metadata={"description": "null: none"})
 
 
 class PartnerCreatedSchema(Schema):
@@ -457,7 +471,10 @@ class Partners(MethodView):
     @admin.arguments(NewPartnerSchema)
     @admin.response(201, PartnerCreatedSchema)
     def post(self, body):
-        """A partner and its first API key (shown only in this answer)."""
+        """A partner and its first API key (shown only in this answer). A `broker_user` is
+        asked about at the broker first: `422` for the application's own user, an unknown one
+        or one with more rights than a partner's, `503` when the broker cannot be asked."""
+        _check_broker_user(body["broker_user"])
         try:
             with database().unit_of_work() as session:
                 partner, api_key = partners.create_partner(session, body["name"], body["broker_user"])
@@ -471,6 +488,57 @@ class Partners(MethodView):
             raise Problem(
                 409, "broker-user-taken", "Broker user taken", "Another partner publishes as this broker user."
             ) from None
+
+
+@admin.route("/partners/<partner_id>")
+class PartnerById(MethodView):
+    @staff_only
+    @admin.arguments(PartnerChangeSchema)
+    @admin.response(200, PartnerSchema)
+    def patch(self, body, partner_id):
+        """Rename the partner, or set or remove (null) the broker user it publishes as,
+        checked at the broker like a new partner's."""
+        if body.get("broker_user") is not None:
+            _check_broker_user(body["broker_user"])
+        try:
+            with database().unit_of_work() as session:
+                partner = session.get(Partner, partner_id)
+                if partner is None:
+                    raise Problem(404, "not-found", "Not found", "No such partner.")
+                for name, value in body.items():
+                    setattr(partner, name, value)
+                session.flush()
+                return partner
+        except IntegrityError:
+            raise Problem(
+                409, "broker-user-taken", "Broker user taken", "Another partner publishes as this broker user."
+            ) from None
+
+
+def _check_broker_user(name: str | None) -> None:
+    if name is None:
+        return
+    checker = current_app.extensions.get("broker_users")
+    if checker is None:
+        checker = current_app.extensions["broker_users"] = BrokerUsers.from_settings(settings())
+    try:
+        checker.check_partner_user(name)
+    except BrokerUserRefused as refused:
+        raise Problem(
+            422,
+            "broker-user-refused",
+            "Broker user refused",
+            str(refused),
+            errors=[{"field": "broker_user", "message": str(refused)}],
+        ) from None
+    except BrokerUnavailable:
+        raise Problem(
+            503,
+            "broker-unavailable",
+            "Broker cannot be asked",
+            "We could not ask the broker about this user; nothing was changed. Try again shortly.",
+            headers={"Retry-After": "10"},
+        ) from None
 
 
 @admin.route("/partners/<partner_id>/keys")

@@ -10,7 +10,9 @@ out a database outage); only what one message means is decided here, in `handle`
 1. Who sent it: the `user_id` property, which RabbitMQ checks against the user the publishing
    connection authenticated as (a message claiming another user is refused by the broker and
    never reaches us), names the partner by its `broker_user`. A message without `user_id`, or
-   from a user no partner is registered with, cannot be attributed to anyone: rejected.
+   from a user no partner is registered with, cannot be attributed to anyone: rejected. So is
+   one from the application's own broker user (`AMQP_URL`), even if a partner was registered
+   with it before registrations were checked (licensing/broker_users.py).
 2. The idempotency key: the `message_id` property (required), per partner, stored as
    `amqp:<message_id>` in the `idempotent_requests` table the REST API keys its writes in,
    with the SHA-256 of the body. The same message again (a redelivery, or the partner
@@ -47,6 +49,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licensing.api import SALE_SCHEMA, sale_from
+from licensing.broker_users import application_user
 from licensing.licenses import UnknownProduct, accept_partner_sale
 from licensing.models import Partner
 from licensing.partners import claim_request_key, record_answer
@@ -73,6 +76,7 @@ class PartnerInbox(EventConsumer):
     def __init__(self, settings: Settings, database: Database | None = None, prefetch: int = 20):
         queue = Topology(settings.events_namespace).partner_sales_queue
         super().__init__(settings, {}, database, prefetch, name=CONSUMER, queue=queue)
+        self.application_user = application_user(settings.amqp_url)
 
     def handle(self, properties: pika.BasicProperties, body: bytes) -> None:
         token = logs.correlation_id.set(logs.valid_correlation_id(properties.correlation_id))
@@ -89,6 +93,8 @@ class PartnerInbox(EventConsumer):
         user, message_id = properties.user_id, _text(properties.message_id)
         if not user:
             return _reject(session, None, None, message_id, "no user_id property: the sender cannot be identified")
+        if user == self.application_user:  # whoever is registered with it: the broker vouches for no partner here
+            return _reject(session, None, user, message_id, "sent as the application's own broker user, no partner's")
         partner = session.scalars(select(Partner).where(Partner.broker_user == user)).one_or_none()
         if partner is None:
             return _reject(session, None, user, message_id, f"no partner is registered with broker user {user!r}")
