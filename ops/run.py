@@ -4,6 +4,11 @@ Checks RabbitMQ, keeps its secrets in `var/secrets.env` (made on first run), sta
 catcher unless SMTP_HOST/SMTP_PORT are given, migrates every database, starts every process
 of the Procfile with prefixed output, loads the demo data, prints where to go and how to sign
 in, restarts a process that dies, and stops everything on Ctrl-C.
+
+The demo data never takes the suite down: each step waits for what it needs from the other
+services (ops.seed), a failed attempt is made again (every step is safe to repeat), and when
+it keeps failing `make run` says why and goes on running without it: the suite is usable,
+its logs show the cause, and the next `make run` loads what is missing.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ SECRETS = {
 }
 DEMO_ADMIN = ("spravce@example.com", "Jana Správcová")
 DEMO_USER = ("ucetni@example.com", "Petr Účetní")
+SEED_ATTEMPTS = 3
+SEED_PAUSE = 5.0  # seconds between attempts
 
 
 def load_secrets(path: Path) -> dict[str, str]:
@@ -87,63 +94,88 @@ def main() -> None:
     suite = Suite(env, echo=True)
     print("Migrating the databases ...", flush=True)
     suite.migrate()
-    stopping = False
+    state = {"stopping": False, "supervising": False}
 
     def stop(*_):
-        nonlocal stopping
-        stopping = True
+        state["stopping"] = True
+        if not state["supervising"]:
+            raise KeyboardInterrupt  # seeding may be waiting on a service: Ctrl-C does not wait with it
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    suite.start()
     try:
+        suite.start()
         suite.wait_ready(timeout=90)
-        demo = seed.seed(suite.web_url("gateway"), env["STAFF_EMAIL"], env["STAFF_PASSWORD"])
-        numbers = demo.numbers
-        demo_customer = next(iter(numbers.values()))
         admin = (*DEMO_ADMIN, kept["DEMO_ADMIN_PASSWORD"])
         colleague = (*DEMO_USER, kept["DEMO_USER_PASSWORD"])
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "identity",
-                "demo-accounts",
-                "--customer",
-                demo_customer,
-                "--admin",
-                *admin,
-                "--colleague",
-                *colleague,
-            ],
-            env=suite.env,
-            cwd=ROOT,
-            check=True,
-        )
-        seed.register_product(suite.web_url("gateway"), admin[0], admin[2], demo_customer, demo.to_register)
-        seed.seed_forum(
-            suite.web_url("gateway"),
-            [(admin[0], admin[2]), (colleague[0], colleague[2])],
-            (env["STAFF_EMAIL"], env["STAFF_PASSWORD"]),
-        )
-        banner(env, demo, catcher is not None, folder, admin, colleague)
-        supervise(suite, lambda: stopping)
+        demo = seed_demo(suite, env, admin, colleague)
+        if demo is not None:
+            banner(env, demo, catcher is not None, folder, admin, colleague)
+        else:
+            print(f"\n  Customer Center is running without its demo data: {env['PUBLIC_URL']}/\n", flush=True)
+        state["supervising"] = True
+        supervise(suite, lambda: state["stopping"])
+    except KeyboardInterrupt:
+        pass
     finally:
+        state["supervising"] = True  # another Ctrl-C must not cut the stopping short
         print("\nStopping ...", flush=True)
         suite.stop_all()
         if catcher is not None:
             catcher.stop()
 
 
+def load_demo(suite: Suite, env: dict[str, str], admin: tuple[str, str, str], colleague) -> seed.Demo:
+    """Every step of the demo data, each waiting for what it needs from the other services."""
+    gateway, staff = suite.web_url("gateway"), (env["STAFF_EMAIL"], env["STAFF_PASSWORD"])
+    demo = seed.seed(gateway, *staff)
+    demo_customer = next(iter(demo.numbers.values()))
+    seed.wait_for_profile(gateway, *staff, demo_customer)
+    accounts = ["--customer", demo_customer, "--admin", *admin, "--colleague", *colleague]
+    subprocess.run([sys.executable, "-m", "identity", "demo-accounts", *accounts], env=suite.env, cwd=ROOT, check=True)
+    seed.register_product(gateway, admin[0], admin[2], demo_customer, demo.to_register)
+    seed.seed_forum(gateway, [(admin[0], admin[2]), (colleague[0], colleague[2])], staff)
+    return demo
+
+
+def seed_demo(
+    suite: Suite,
+    env: dict[str, str],
+    admin: tuple[str, str, str],
+    colleague: tuple[str, str, str],
+    attempts: int = SEED_ATTEMPTS,
+    pause: float = SEED_PAUSE,
+) -> seed.Demo | None:
+    """The demo data, tried again after a failure; None (and why, printed) when it keeps failing."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return load_demo(suite, env, admin, colleague)
+        except Exception as error:  # whatever it was, the suite stays up: say why
+            print(f"!! loading the demo data failed (attempt {attempt} of {attempts}): {error}", flush=True)
+        restart_exited(suite)  # a consumer that died is what the demo data waited for
+        if attempt < attempts:
+            time.sleep(pause)
+    print(
+        "!! the demo data is not loaded (see above why); the suite keeps running without it. "
+        "Run `make run` again to load what is missing.",
+        flush=True,
+    )
+    return None
+
+
 def supervise(suite: Suite, stopping) -> None:
     """Restart a process that exits, as compose's restart policy would."""
     while not stopping():
-        for name, alive in suite.running().items():
-            if not alive and not stopping():
-                print(f"!! {name} exited; restarting it", flush=True)
-                suite.processes.pop(name, None)
-                suite.start_one(name)
+        restart_exited(suite, stopping)
         time.sleep(1)
+
+
+def restart_exited(suite: Suite, stopping=lambda: False) -> None:
+    for name, alive in suite.running().items():
+        if not alive and not stopping():
+            print(f"!! {name} exited; restarting it", flush=True)
+            suite.processes.pop(name, None)
+            suite.start_one(name)
 
 
 def banner(env: dict[str, str], demo: seed.Demo, catching: bool, folder: Path, admin, colleague) -> None:

@@ -1,10 +1,16 @@
 """Demo data for `make run`, loaded through the public API as the staff account, so it takes
 the same path (and raises the same events) as an operator's work. Safe to run again: what
-exists already answers 409 and is left alone."""
+exists already answers 409 and is left alone.
+
+A step that needs another service to have applied an event first (identity knowing a new
+customer, licensing and distribution knowing the demo administrator's membership and licenses)
+waits for it, up to DEPENDENCY_WAIT seconds, and then fails with a `SeedingError` that says what
+did not arrive, rather than failing on the first `404` of a consumer that is merely late."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -87,6 +93,40 @@ PRODUCTS = [
 PARTNER = "Softwarový dům Brno s.r.o."
 
 
+# Seconds a step waits for what another service applies by event (or a service that is briefly
+# unavailable); a busy machine makes consumers late by seconds, never by minutes.
+DEPENDENCY_WAIT = 120.0
+# Answers that mean "not yet": a replica without the record, a service briefly unavailable.
+NOT_YET = (404, 500, 502, 503, 504)
+
+
+class SeedingError(RuntimeError):
+    """A step of the demo data that could not be done (or whose dependency never arrived)."""
+
+
+def wait_for(
+    what: str,
+    ask: Callable[[], requests.Response],
+    ready: Callable[[requests.Response], bool] = lambda answer: answer.ok,
+) -> requests.Response:
+    """Ask again until `ready(answer)`, while the answer means "not yet" (NOT_YET, or no answer at
+    all), for DEPENDENCY_WAIT seconds at most; any other answer fails at once."""
+    deadline = time.monotonic() + DEPENDENCY_WAIT
+    while True:
+        try:
+            answer = ask()
+            if ready(answer):
+                return answer
+            last = f"{answer.request.method} {answer.url} -> {answer.status_code} {answer.text[:300]}"
+            if answer.status_code not in NOT_YET and not answer.ok:
+                raise SeedingError(f"seeding failed: {last}")
+        except requests.RequestException as error:
+            last = str(error)
+        if time.monotonic() > deadline:
+            raise SeedingError(f"seeding waited {DEPENDENCY_WAIT:.0f} s for {what}; the last answer: {last}")
+        time.sleep(0.25)
+
+
 @dataclass
 class Demo:
     numbers: dict[str, str] = field(default_factory=dict)  # company name -> customer number
@@ -98,12 +138,7 @@ class Demo:
 
 def seed(gateway_url: str, staff_email: str, staff_password: str) -> Demo:
     """Load the demo data through the staff and partner APIs."""
-    http = requests.Session()
-    signed_in = http.post(
-        f"{gateway_url}/api/v1/sessions", json={"email": staff_email, "password": staff_password}, timeout=30
-    )
-    signed_in.raise_for_status()
-    http.headers["Authorization"] = f"Bearer {signed_in.json()['token']}"
+    http = _signed_in(gateway_url, staff_email, staff_password)
     demo = Demo()
     for customer in CUSTOMERS:
         answer = http.post(f"{gateway_url}/api/v1/admin/customers", json=customer, timeout=30)
@@ -326,32 +361,58 @@ def seed_forum(gateway_url: str, people: list[tuple[str, str]], staff: tuple[str
 
 def _signed_in(gateway_url: str, email: str, password: str) -> requests.Session:
     http = requests.Session()
-    answer = http.post(f"{gateway_url}/api/v1/sessions", json={"email": email, "password": password}, timeout=30)
-    answer.raise_for_status()
+    answer = wait_for(
+        f"identity to sign {email} in",
+        lambda: http.post(f"{gateway_url}/api/v1/sessions", json={"email": email, "password": password}, timeout=30),
+    )
     http.headers["Authorization"] = f"Bearer {answer.json()['token']}"
     return http
+
+
+def wait_for_profile(gateway_url: str, staff_email: str, staff_password: str, customer_number: str) -> None:
+    """Until identity knows the customer licensing announced (identity-consumer applies it)."""
+    http = _signed_in(gateway_url, staff_email, staff_password)
+    wait_for(
+        f"identity to learn customer {customer_number} from licensing (identity-consumer)",
+        lambda: http.get(f"{gateway_url}/api/v1/admin/customer-profiles/{customer_number}", timeout=30),
+    )
+    http.delete(f"{gateway_url}/api/v1/sessions/current", timeout=30)
 
 
 def register_product(
     gateway_url: str, email: str, password: str, customer_number: str, installation_number: str
 ) -> None:
-    """The demo administrator registers one partner-sold license, as a customer would."""
-    http = requests.Session()
-    signed_in = http.post(f"{gateway_url}/api/v1/sessions", json={"email": email, "password": password}, timeout=30)
-    signed_in.raise_for_status()
-    http.headers["Authorization"] = f"Bearer {signed_in.json()['token']}"
-    path = f"{gateway_url}/api/v1/customers/{customer_number}/product-registrations"
-    for _ in range(50):  # the membership reaches licensing by event a moment after sign-up
-        answer = http.post(path, json={"installation_number": installation_number}, timeout=30)
-        if answer.status_code != 404:
-            break
-        time.sleep(0.1)
-    _expect(answer)
+    """The demo administrator registers one partner-sold license, as a customer would, once
+    licensing knows their membership (it arrives by event a moment after sign-up), and waits
+    until distribution offers them the downloads of what the customer holds."""
+    http = _signed_in(gateway_url, email, password)
+    profile = f"{gateway_url}/api/v1/customers/{customer_number}"
+    wait_for(
+        f"licensing to learn {email}'s membership of customer {customer_number} (licensing-consumer)",
+        lambda: http.get(f"{profile}/licenses", timeout=30),
+    )
+    wait_for(
+        f"licensing to register {installation_number} for customer {customer_number}",
+        lambda: http.post(
+            f"{profile}/product-registrations", json={"installation_number": installation_number}, timeout=30
+        ),
+        ready=lambda answer: answer.status_code in (200, 201, 409),  # 409: registered by an earlier run
+    )
+    licensed = {item["product"] for item in http.get(f"{profile}/licenses", timeout=30).json()["items"]}
+
+    def every_product_offered(answer: requests.Response) -> bool:
+        return answer.ok and licensed <= {release["product"] for release in answer.json()["items"]}
+
+    wait_for(
+        f"distribution to offer customer {customer_number}'s downloads of {sorted(licensed)} (distribution-consumer)",
+        lambda: http.get(f"{profile}/downloads", timeout=30),
+        ready=every_product_offered,
+    )
     http.delete(f"{gateway_url}/api/v1/sessions/current", timeout=30)
 
 
 def _expect(answer: requests.Response) -> None:
     if answer.status_code not in (200, 201, 409):
-        raise RuntimeError(
+        raise SeedingError(
             f"seeding failed: {answer.request.method} {answer.url} -> {answer.status_code} {answer.text}"
         )

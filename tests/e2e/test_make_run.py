@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pika
 import requests
 
+from ops import seed
 from ops.suite import ROOT, free_port
 from shared.topology import Topology
-from tests.support import wait_until
+from tests.support import running_suite, wait_until
 
 
 def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, tmp_path):
@@ -125,3 +128,64 @@ def _demo_forum(gateway: str, token: str) -> dict:
         "pinned": [topic["title"] for topic in topics if topic["pinned"]],
         "companies": {topic["author"]["company_name"] for topic in topics} - {None},
     }
+
+
+# --- the demo data on a busy machine: a consumer that applies its events late ------------------
+HELD_BACK = 8.0  # seconds licensing's consumer starts late: longer than any fixed retry of a moment
+
+
+def test_seeding_waits_for_licensing_to_learn_the_demo_administrators_membership(
+    amqp_url, new_database, tmp_path_factory
+):
+    """`make run` registered the demo product before licensing had applied the administrator's
+    membership, got `404 No such customer profile` and stopped every process."""
+    staff = {"email": "seed-staff@example.com", "password": "staff-password-for-seeding"}
+    admin = ("spravce@example.com", "Jana Správcová", "demo-admin-password-1")
+    colleague = ("ucetni@example.com", "Petr Účetní", "demo-user-password-1")
+    with running_suite(amqp_url, new_database, tmp_path_factory, "seed", staff) as suite:
+        gateway = suite.web_url("gateway")
+        demo = seed.seed(gateway, staff["email"], staff["password"])
+        customer = next(iter(demo.numbers.values()))
+        wait_until(lambda: _profile_known(gateway, staff, customer), timeout=60)
+        suite.stop("licensing-consumer")  # from here licensing learns no membership
+        accounts = ["--customer", customer, "--admin", *admin, "--colleague", *colleague]
+        subprocess.run(
+            [sys.executable, "-m", "identity", "demo-accounts", *accounts], env=suite.env, cwd=ROOT, check=True
+        )
+        late = threading.Timer(HELD_BACK, suite.start_one, ["licensing-consumer"])
+        late.start()
+        try:
+            seed.register_product(gateway, admin[0], admin[2], customer, demo.to_register)
+        finally:
+            late.join()
+        token = requests.post(
+            f"{gateway}/api/v1/sessions", json={"email": admin[0], "password": admin[2]}, timeout=10
+        ).json()["token"]
+        listed = requests.get(
+            f"{gateway}/api/v1/customers/{customer}/licenses", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).json()["items"]
+        assert sorted(item["channel"] for item in listed) == ["direct", "direct", "partner"]
+
+
+def _profile_known(gateway: str, staff: dict, customer: str) -> bool:
+    token = requests.post(f"{gateway}/api/v1/sessions", json=staff, timeout=10).json()["token"]
+    answer = requests.get(
+        f"{gateway}/api/v1/admin/customer-profiles/{customer}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    return answer.status_code == 200
+
+
+def test_make_run_keeps_running_and_says_why_when_the_demo_data_cannot_be_loaded(monkeypatch, capsys):
+    from ops import run
+    from ops.suite import Suite
+
+    monkeypatch.setattr(seed, "DEPENDENCY_WAIT", 1.0)
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        nobody = str(closed.getsockname()[1])  # the gateway's port, where nothing listens
+    suite = Suite({"GATEWAY_PORT": nobody})
+    env = {"STAFF_EMAIL": "operator@example.com", "STAFF_PASSWORD": "x" * 16}
+    demo = run.seed_demo(suite, env, ("a@example.com", "A", "p" * 12), ("b@example.com", "B", "p" * 12), pause=0)
+    assert demo is None
+    printed = capsys.readouterr().out
+    assert printed.count("loading the demo data failed") == run.SEED_ATTEMPTS
+    assert "identity to sign operator@example.com in" in printed and "keeps running without it" in printed
