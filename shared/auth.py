@@ -35,6 +35,9 @@ class Principal:
     session_id: str | None = None
     # The caller's network address as the gateway saw it (throttling "per client").
     client: str | None = None
+    # How many times identity has changed this person's memberships or rights (as of the
+    # caller's session): a service whose copy is older asks identity first (shared.memberships).
+    access_version: int = 0
     claims: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -56,6 +59,8 @@ def issue(secret: str, audience: str, principal: Principal, ttl: int = TOKEN_TTL
         value = getattr(principal, key)
         if value is not None:
             claims[key] = value
+    if principal.access_version:
+        claims["access_version"] = principal.access_version
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -76,8 +81,13 @@ def verify(secret: str, audience: str, token: str) -> Principal:
         staff=bool(claims.get("staff")),
         session_id=claims.get("session_id"),
         client=claims.get("client"),
+        access_version=_whole_number(claims.get("access_version")),
         claims=claims,
     )
+
+
+def _whole_number(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def current_principal() -> Principal | None:
