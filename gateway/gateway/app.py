@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import api, dead_letters, overview, portal
+from gateway import api, dead_letters, identity_notices, overview, portal
 from gateway.sessions import SessionStore
 from gateway.upstream import Upstream
 from shared.config import Settings
@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["database"], settings.session_idle_timeout, settings.session_absolute_timeout
     )
     app.extensions["upstream"] = Upstream(settings)
+    app.extensions["upstream"].on_answer("identity", identity_notices.applier(app.extensions["sessions"]))
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     openapi.register_blueprint(api.sessions)

@@ -44,7 +44,14 @@ class Caller:
     @property
     def principal(self) -> Principal:
         s = self.session
-        return Principal(subject=s.user_id, email=s.email, name=s.name, staff=s.staff, session_id=s.id)
+        return Principal(
+            subject=s.user_id,
+            email=s.email,
+            name=s.name,
+            staff=s.staff,
+            session_id=s.id,
+            access_version=s.access_version or 0,
+        )
 
 
 class SessionStore:
@@ -67,6 +74,7 @@ class SessionStore:
             "created_at": now,
             "last_seen_at": now,
             "expires_at": now + self.absolute,
+            "access_version": int(user.get("access_version") or 0),
         }
         # One plain INSERT, like find(): the ORM's unit of work cost ≈ 0.25 ms CPU, this ≈ 0.1 ms.
         with self.database.engine.begin() as connection:
@@ -103,6 +111,24 @@ class SessionStore:
                 .where((_SESSIONS.c.name != name) | (_SESSIONS.c.email != email))
                 .values(name=name, email=email)
             )
+
+    def raise_access_version(self, user_id: str, access_version: int) -> None:
+        """Identity changed the person's memberships or rights: their tokens carry the new number
+        from the next request on (a number is never lowered: notices may cross)."""
+        with self.database.engine.begin() as connection:
+            connection.execute(
+                update(_SESSIONS)
+                .where(_SESSIONS.c.user_id == user_id, _SESSIONS.c.access_version < access_version)
+                .values(access_version=access_version)
+            )
+
+    def end_all(self, user_id: str, keep: str | None = None) -> None:
+        """End every session of the person (but `keep`): their password changed."""
+        condition = _SESSIONS.c.user_id == user_id
+        if keep:
+            condition &= _SESSIONS.c.id != keep
+        with self.database.engine.begin() as connection:
+            connection.execute(delete(_SESSIONS).where(condition))
 
     def close(self, session_id: str) -> None:
         with self.database.unit_of_work() as db:

@@ -123,6 +123,12 @@ class Upstream:
         self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
         self._pools_lock = threading.Lock()
         self._tokens: dict[tuple[str, Principal], tuple[float, str]] = {}
+        self._answer_hooks: dict[str, list] = {}
+
+    def on_answer(self, service: str, hook) -> None:
+        """Run `hook(headers)` on every answer from `service` before it is used (identity's
+        notices to the gateway, see `gateway.identity_notices`)."""
+        self._answer_hooks.setdefault(service, []).append(hook)
 
     def _pool(self, service: str) -> urllib3.HTTPConnectionPool:
         pool = self._pools.get(service)
@@ -174,7 +180,7 @@ class Upstream:
                 service, f"This part of the Customer Center ({service}) is too busy right now. Try again shortly."
             )
         try:
-            return pool.urlopen(
+            answer = pool.urlopen(
                 method,
                 f"{path}?{query}" if query else path,
                 body=body,
@@ -190,6 +196,13 @@ class Upstream:
         finally:
             # Answered (headers at least, for a stream), refused or timed out: the slot is free.
             self.bulkhead.release(service)
+        try:
+            for hook in self._answer_hooks.get(service, ()):
+                hook(answer.headers)
+        except BaseException:
+            answer.release_conn()
+            raise
+        return answer
 
     def call(self, service: str, method: str, path: str, json_body=None, principal: Principal | None = GATEWAY, **kw):
         import json

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from identity import limits, mail, memberships, people, tokens
+from identity import gateway_notices, limits, mail, memberships, people, tokens
 from identity.models import CustomerProfile, Membership, Token, User
 from identity.passwords import hash_password, needs_rehash, problems_with, verify_password
 from shared import throttle
@@ -73,6 +73,7 @@ def reset_password(session: Session, raw_token: str, password: str) -> User:
         raise tokens.TokenUnknown()
     user.password_hash = hash_password(password)
     throttle.clear(session, f"sign-in-account:{user.email}")
+    gateway_notices.end_sessions(session, user.id)  # whoever knew the old password is signed out
     return user
 
 
@@ -152,11 +153,13 @@ def _invitation(session: Session, raw_token: str) -> tuple[Token, User]:
     return token, user
 
 
-def change_password(session: Session, user_id: str, current: str, new: str) -> bool:
+def change_password(session: Session, user_id: str, current: str, new: str, keep_session: str | None = None) -> bool:
+    """Every other session of the account ends with the old password (product rule 17)."""
     user = session.get(User, user_id)
     if user is None or not verify_password(user.password_hash, current):
         return False
     user.password_hash = hash_password(new)
+    gateway_notices.end_sessions(session, user.id, keep=keep_session)
     return True
 
 

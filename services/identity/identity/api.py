@@ -19,6 +19,7 @@ from identity.passwords import problems_with
 from shared import throttle
 from shared.auth import client_address, service_only, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
+from shared.db import utc_now
 from shared.problems import Problem
 from shared.web import database, list_of, settings
 
@@ -147,6 +148,20 @@ class AuthenticatedUserSchema(Schema):
     email = fields.String()
     name = fields.String()
     staff = fields.Boolean()
+    access_version = fields.Integer()
+
+
+class GrantedSchema(Schema):
+    customer_number = fields.String()
+    rights = fields.List(fields.String())
+    active = fields.Boolean()
+
+
+class PersonAccessSchema(Schema):
+    user_id = fields.String()
+    access_version = fields.Integer()
+    as_of = fields.DateTime()
+    memberships = fields.List(fields.Nested(GrantedSchema))
 
 
 class ProfileSchema(Schema):
@@ -385,8 +400,9 @@ class MyPassword(MethodView):
     def put(self, body):
         _weak_password("new_password", body["new_password"])
         with database().unit_of_work() as session:
+            caller = signed_in_user()
             changed = accounts.change_password(
-                session, signed_in_user().user_id, body["current_password"], body["new_password"]
+                session, caller.user_id, body["current_password"], body["new_password"], caller.session_id
             )
         if not changed:
             message = "The current password is not right."
@@ -588,6 +604,27 @@ class VerifyCredentials(MethodView):
             raise Problem(
                 401, "invalid-credentials", "Sign-in failed", "The e-mail or password is not right."
             ) from None
+
+
+@internal.route("/people/<user_id>/access")
+class PersonAccess(MethodView):
+    """A service whose copy of this person's memberships is older than the caller's token asks
+    here before it decides (shared.memberships): what gives them access now, and its number."""
+
+    @service_only("licensing", "distribution")
+    @internal.response(200, PersonAccessSchema)
+    def get(self, user_id):
+        with database().unit_of_work() as session:
+            version, granted = memberships.snapshot(session, user_id)
+            return {
+                "user_id": user_id,
+                "access_version": version,
+                "as_of": utc_now(),
+                "memberships": [
+                    {"customer_number": m.customer_number, "rights": m.effective_rights(), "active": True}
+                    for m in granted
+                ],
+            }
 
 
 @admin.route("/customer-profiles/<customer_number>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from identity import api
+from identity import api, gateway_notices
 from shared import outbox_api
 from shared.config import Settings
 from shared.web import service_app
@@ -16,4 +16,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (api.accounts_api, api.profiles_api, api.internal, api.admin):
         openapi.register_blueprint(blueprint)
     outbox_api.register(app, openapi)  # held events for operators, outbox gauges on /metrics
+    gateway_notices.register(app)
     return app

@@ -24,7 +24,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from identity import mail, people, tokens
+from identity import gateway_notices, mail, people, tokens
 from identity.models import RIGHTS, CustomerProfile, Membership, ProfileClaim, Token, User
 from shared.auth import Principal
 from shared.db import utc_now
@@ -81,7 +81,32 @@ def access(session: Session, principal: Principal, customer_number: str) -> Acce
     return Access(customer_number, frozenset(membership.effective_rights()), membership.administrator)
 
 
+def snapshot(session: Session, user_id: str) -> tuple[int, list[Membership]]:
+    """A person's access_version and the memberships that give them access now (none for an
+    account that cannot sign in), read under a share lock of their row: a change of theirs in
+    progress is waited for, so the answer is at least as new as the number it carries."""
+    user = session.scalars(
+        select(User).where(User.id == user_id).with_for_update(read=True).execution_options(populate_existing=True)
+    ).one_or_none()
+    if user is None:
+        return 0, []
+    if user.status != "active":
+        return user.access_version or 0, []
+    rows = session.scalars(
+        select(Membership)
+        .where(Membership.user_id == user_id, Membership.status == "active")  # not invitations
+        .order_by(Membership.customer_number)
+    ).all()
+    return user.access_version or 0, list(rows)
+
+
 def announce(session: Session, membership: Membership, removed: bool = False) -> None:
+    """Every change of a membership goes through here: it counts the person's access_version
+    (their row locked, so two changes of one person get two numbers), announces the new state
+    and tells the gateway, which then carries the number in the person's tokens (rule 4)."""
+    session.flush()  # the locked read below refreshes the row: pending changes go first
+    user = session.get(User, membership.user_id, with_for_update=True, populate_existing=True)
+    user.access_version = (user.access_version or 0) + 1
     add_event(
         session,
         "identity.membership.changed",
@@ -92,9 +117,11 @@ def announce(session: Session, membership: Membership, removed: bool = False) ->
             "rights": [] if removed else membership.effective_rights(),
             "active": not removed,
             "version": membership.version,
+            "access_version": user.access_version,
         },
         producer="identity",
     )
+    gateway_notices.access_changed(session, user.id, user.access_version)
 
 
 def members(session: Session, customer_number: str) -> list[tuple[Membership, User]]:

@@ -52,6 +52,9 @@ class User(Base):
     # without its version; NULL while never announced. The version counts the announcements.
     announced: Mapped[dict | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Counts every change of this person's memberships and rights. The gateway signs it into
+    # the person's identity token; a service whose copy is older asks identity (rule 4: at once).
+    access_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Membership(Base):
