@@ -1,8 +1,16 @@
-"""Distribution's API on PostgreSQL, fed with the events licensing and identity would send."""
+"""Distribution's API on PostgreSQL, fed with the events licensing and identity would send.
+
+A person's download link is checked with identity when it is used (links.py): `member()` also
+makes the person and their membership in a real identity, served over HTTP and started the
+first time a test needs one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
+from dataclasses import replace
 
 import pytest
 from distribution.app import create_app
@@ -13,12 +21,50 @@ from shared.auth import Principal
 from shared.consumer import EventConsumer
 from shared.events import new_envelope
 from tests.conftest import TEST_SECRET
-from tests.support import membership_event
+from tests.support import membership_event, serving
+
+
+class Identity:
+    """A real identity for distribution to ask: its own database, served on a free port."""
+
+    def __init__(self, database_url: str, settings_for, stack: contextlib.ExitStack):
+        from identity.app import create_app as create_identity
+
+        migrations.upgrade("identity", database_url)
+        self.app = create_identity(settings_for("identity", database_url))
+        self.url = stack.enter_context(serving(self.app))
+        stack.callback(self.app.extensions["database"].dispose)
+
+    def grant(self, user_id: str, customer_number: str, rights) -> None:
+        from identity.models import RIGHTS, CustomerProfile, Membership, User
+        from shared.db import utc_now
+
+        with self.app.extensions["database"].unit_of_work() as session:
+            if session.get(CustomerProfile, customer_number) is None:
+                session.add(
+                    CustomerProfile(
+                        customer_number=customer_number,
+                        company_id="25083325",
+                        company_name=f"Zákazník {customer_number}",
+                        source_updated_at=utc_now(),
+                    )
+                )
+            if session.get(User, user_id) is None:
+                session.add(User(id=user_id, email=f"{user_id}-{uuid.uuid4().hex[:6]}@example.com", name=user_id))
+            session.flush()
+            membership = session.get(Membership, (user_id, customer_number))
+            if membership is None:
+                membership = Membership(user_id=user_id, customer_number=customer_number, version=1)
+                session.add(membership)
+            membership.administrator = "users" in rights
+            membership.rights = [r for r in RIGHTS if r in rights]
 
 
 class DistributionApi:
-    def __init__(self, app):
+    def __init__(self, app, identity_factory=None):
         self.app = app
+        self._identity_factory = identity_factory
+        self._identity: Identity | None = None
         self.client = app.test_client()
         self.database = app.extensions["database"]
         self.consumer = EventConsumer(app.extensions["settings"], HANDLERS, self.database)
@@ -72,6 +118,15 @@ class DistributionApi:
     def member(self, user_id: str, number: str, rights=("downloads",)):
         with self.database.unit_of_work() as session:
             memberships.apply(session, membership_event(user_id, number, rights))
+        self.identity().grant(user_id, number, rights)
+
+    def identity(self) -> Identity:
+        if self._identity is None:
+            self._identity = self._identity_factory()
+            settings = self.app.extensions["settings"]
+            urls = {**settings.service_urls, "identity": self._identity.url}
+            self.app.extensions["settings"] = replace(settings, service_urls=urls)
+        return self._identity
 
     def release(
         self,
@@ -110,6 +165,7 @@ def distribution(new_database, settings_for, tmp_path, monkeypatch):
     url = new_database("distribution")
     migrations.upgrade("distribution", url)
     app = create_app(settings_for("distribution", url, public_url="https://portal.example"))
-    api = DistributionApi(app)
-    yield api
-    api.database.dispose()
+    with contextlib.ExitStack() as stack:
+        api = DistributionApi(app, lambda: Identity(new_database("identity"), settings_for, stack))
+        yield api
+        api.database.dispose()

@@ -71,6 +71,7 @@ def gunicorn_distribution(distribution, large_file, amqp_url, namespace, tmp_pat
         "PUBLIC_URL": "https://portal.example",
         "WEB_CONCURRENCY": "1",
         "VAR_DIR": str(tmp_path / "var"),
+        "IDENTITY_URL": distribution.identity().url,  # a person's link is checked with identity
     }
     env.pop("DOWNLOAD_ACCEL_REDIRECT", None)
     log = open(tmp_path / "distribution.log", "wb")

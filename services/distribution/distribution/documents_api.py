@@ -9,7 +9,14 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from distribution import links
-from distribution.downloads_api import RAW_UPLOAD, LinkedFileSchema, StoredFileSchema, member_check, store_upload
+from distribution.downloads_api import (
+    RAW_UPLOAD,
+    LinkedFileSchema,
+    StoredFileSchema,
+    link_owner,
+    member_check,
+    store_upload,
+)
 from distribution.models import Document, ReleaseFile
 from shared.auth import signed_in, staff_only
 from shared.names import Name
@@ -88,7 +95,7 @@ class CustomerDocuments(MethodView):
                 select(ReleaseFile).where(ReleaseFile.document_id.is_not(None)).order_by(ReleaseFile.name)
             ):
                 files.setdefault(file.document_id, []).append(file)
-            secret = config.require_secret()
+            secret, owner = config.require_secret(), link_owner()
             return {
                 "items": [
                     {
@@ -104,7 +111,13 @@ class CustomerDocuments(MethodView):
                                 "size": f.size,
                                 "sha256": f.sha256,
                                 "url": links.make(
-                                    secret, config.public_url, f.id, f.name, customer_number, config.download_link_ttl
+                                    secret,
+                                    config.public_url,
+                                    f.id,
+                                    f.name,
+                                    customer_number,
+                                    config.download_link_ttl,
+                                    owner,
                                 ),
                             }
                             for f in files.get(d.id, [])

@@ -28,7 +28,7 @@ from distribution.models import (
 )
 from distribution.storage import DirectoryStorage, Storage, TooLarge
 from shared import memberships, spreadsheet, throttle
-from shared.auth import client_address, signed_in, signed_in_user, staff_only
+from shared.auth import client_address, current_principal, signed_in, signed_in_user, staff_only
 from shared.config import var_dir
 from shared.db import utc_now
 from shared.problems import Problem
@@ -163,7 +163,14 @@ def member_check(session, customer_number: str, right: str) -> None:
     memberships.require(session, signed_in_user(), customer_number, right, customer_exists=_customer_exists)
 
 
-def release_view(release: Release, files: list[ReleaseFile], customer_number: str) -> dict:
+def link_owner() -> str | None:
+    """Whom a download link handed out now names: the signed-in person, so it stops working when
+    their right does (links.py); staff's read-only look at a customer is not bound to a person."""
+    principal = current_principal()
+    return principal.user_id if principal is not None and not principal.staff else None
+
+
+def release_view(release: Release, files: list[ReleaseFile], customer_number: str, user_id: str | None = None) -> dict:
     config = settings()
     return {
         "release_id": release.id,
@@ -180,7 +187,13 @@ def release_view(release: Release, files: list[ReleaseFile], customer_number: st
                 "size": f.size,
                 "sha256": f.sha256,
                 "url": links.make(
-                    config.require_secret(), config.public_url, f.id, f.name, customer_number, config.download_link_ttl
+                    config.require_secret(),
+                    config.public_url,
+                    f.id,
+                    f.name,
+                    customer_number,
+                    config.download_link_ttl,
+                    user_id,
                 ),
             }
             for f in files
@@ -442,7 +455,11 @@ class Downloads(MethodView):
             member_check(session, customer_number, "downloads")
             entitled = releases.entitled_releases(session, customer_number)
             files = releases.files_of(session, [r.id for r in entitled])
-            return {"items": [release_view(r, files.get(r.id, []), customer_number) for r in entitled], "next": None}
+            owner = link_owner()
+            return {
+                "items": [release_view(r, files.get(r.id, []), customer_number, owner) for r in entitled],
+                "next": None,
+            }
 
 
 @customer_api.route("/<customer_number>/download-history")
@@ -500,6 +517,7 @@ class SignedFile(MethodView):
                 args.get("customer", ""),
                 args.get("expires", ""),
                 args.get("signature", ""),
+                args.get("user"),
             )
         except links.Tampered:
             raise Problem(403, "bad-signature", "Invalid link", "This download link is not valid.") from None
@@ -510,14 +528,27 @@ class SignedFile(MethodView):
                 "Link expired",
                 "This download link has expired; get a new one from the downloads page.",
             ) from None
-        customer_number = args["customer"]
+        customer_number, user_id = args["customer"], args.get("user")
         with database().unit_of_work() as session:
             file = session.get(ReleaseFile, file_id)
             if file is None or file.name != name or not releases.may_download(session, customer_number, file):
                 raise Problem(404, "not-found", "Not found", "No such file.")
-            # Only what the signature vouches for is recorded: the file and the customer.
+            right = "documents" if file.document_id is not None else "downloads"
+            if user_id is not None and not memberships.holds(session, user_id, customer_number, right):
+                raise Problem(
+                    403,
+                    "right-withdrawn",
+                    "Link no longer valid",
+                    "The person this link was given to may no longer download this file.",
+                )
+            # Only what the signature vouches for is recorded: the file, the customer, the person.
             session.add(
-                DownloadRecord(file_id=file.id, customer_number=customer_number, ranged="Range" in request.headers)
+                DownloadRecord(
+                    file_id=file.id,
+                    customer_number=customer_number,
+                    user_id=user_id,
+                    ranged="Range" in request.headers,
+                )
             )
         return serve(file)
 
