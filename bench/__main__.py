@@ -25,6 +25,7 @@ BENCHMARKS = {
     "profile-fanout": "bench.profile_fanout",
     "io-concurrency": "bench.io_concurrency",
     "scale": "bench.scale",
+    "rights-check": "bench.rights_check",
 }
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bench import __main__ as runner
-from bench import event_throughput, gateway_overhead, login, sale_propagation
+from bench import event_throughput, gateway_overhead, login, rights_check, sale_propagation
 from bench.common import (
     Metric,
     Options,
@@ -108,6 +108,16 @@ def test_login_measures_sign_ins_and_raw_verifies():
     for key in ("sign_ins_per_s", "verifies_per_s", "ratio", "p50_ms", "verify_cpu_ms"):
         assert figures[key] > 0 and math.isfinite(figures[key]), key
     assert len(figures["verifies"]) == 1 and all(len(runs) == 1 for runs in figures["runs"].values())
+
+
+def test_rights_check_measures_the_three_kinds_of_check():
+    """Starts identity and licensing; every request must answer 200 (rights_check raises otherwise),
+    the ones with a newer token only after licensing asked identity."""
+    options = Options(runs=1, duration=1, warmup=0.5, loadgen="auto", pin=False)
+    figures = rights_check.measure(options, log=lambda line: None)
+    assert figures["before_rps"] > 0 and figures["current_rps"] > 0 and math.isfinite(figures["ratio"])
+    assert set(figures["p50_ms"]) == {"before", "current", "older"}
+    assert all(value > 0 for value in figures["p50_ms"].values())
 
 
 def test_percentiles_are_nearest_rank():
