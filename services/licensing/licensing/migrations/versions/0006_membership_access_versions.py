@@ -2,7 +2,7 @@
 which version it is complete (shared.memberships: a change of rights counts at once).
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 from shared import memberships
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
