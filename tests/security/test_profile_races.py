@@ -13,6 +13,7 @@ And licensing's license versions, the same pattern on another service's aggregat
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -38,6 +39,7 @@ from tests.support import serving, valid_company_id
 
 ROUNDS = 12
 ANSWERED = {200, 204, 403, 404, 409}
+_numbers = itertools.count(500_000 + random.randrange(400_000))  # never one twice in a run
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Served:
 
     def profile(self, *names: str, administrators: int = 2) -> tuple[str, list[str]]:
         """A fresh profile with these people, the first `administrators` of them administrators."""
-        number = str(500_000 + random.randrange(400_000))
+        number = str(next(_numbers))
         ids = []
         with self.database.unit_of_work() as session:
             session.add(
