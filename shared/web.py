@@ -201,7 +201,12 @@ def _register_unreadable_bodies(app: Flask) -> None:
     @app.errorhandler(NoMoreData)
     def _unreadable(error: Exception):
         return problems.problem_response(
-            Problem(400, "bad-request", "Bad Request", "The request body could not be read: cut short, or its chunks are broken.")
+            Problem(
+                400,
+                "bad-request",
+                "Bad Request",
+                "The request body could not be read: cut short, or its chunks are broken.",
+            )
         )
 
 

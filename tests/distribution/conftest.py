@@ -37,6 +37,7 @@ class Identity:
 
     def grant(self, user_id: str, customer_number: str, rights) -> None:
         from identity.models import RIGHTS, CustomerProfile, Membership, User
+
         from shared.db import utc_now
 
         with self.app.extensions["database"].unit_of_work() as session:

@@ -19,6 +19,7 @@ from shared.mailer import Mailer
 from shared.names import NOT_IN_NAMES
 from tests.distribution.conftest import distribution  # noqa: F401 (fixture)
 from tests.forum.conftest import forum  # noqa: F401 (fixture)
+from tests.identity.conftest import identity  # noqa: F401 (fixture)
 from tests.licensing.conftest import ADDRESS, PRODUCT, licensing  # noqa: F401 (fixture)
 from tests.security.conftest import assert_problem
 from tests.support import Background, SmtpInbox, valid_company_id, wait_until
@@ -91,6 +92,16 @@ def test_the_importer_refuses_a_company_name_with_a_line_break(licensing, tmp_pa
     )
     result = import_file(licensing.database, source)
     assert [(r.line, r.column) for r in result.rejected] == [(2, "company_name"), (4, "company_name")]
+
+
+@pytest.mark.parametrize("text", BAD.values(), ids=BAD.keys())
+def test_identity_refuses_control_characters_in_names_and_addresses(identity, text):  # noqa: F811
+    admin = identity.administrator()
+    refused(identity.call("PATCH", "/api/v1/me", {"name": text}, user=admin), "name")
+    for field in ("street", "city", "postal_code"):
+        address = {"street": "Dlouhá 1", "city": "Praha", "postal_code": "11000", field: text}
+        body = {"billing_address": address, "delivery_address": address}
+        refused(identity.call("PUT", "/api/v1/customers/100001/addresses", body, user=admin), field)
 
 
 @pytest.mark.parametrize("text", BAD.values(), ids=BAD.keys())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 
 from flask import Response
 from flask.views import MethodView
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from identity import accounts, contacts, limits, memberships, registration, tokens
 from identity.models import DELIVERY_METHODS, RIGHTS, CustomerProfile, Membership, User
 from identity.passwords import problems_with
-from shared import throttle
+from shared import names, throttle
 from shared.auth import client_address, service_only, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.db import utc_now
@@ -43,32 +42,27 @@ class Email(fields.Email):
 # Long enough for any real password; the policy (8..128) is checked before any hashing.
 Password = functools.partial(fields.String, required=True, validate=validate.Length(min=1, max=1024))
 
-# What a person's name may not hold, since others see it (the forum shows it with each post):
-# control characters (C0, DEL, C1), line and paragraph separators, lone surrogates, and the
-# bidirectional overrides and isolates that would reorder the text shown around it.
-_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
-
-def _printable(name: str) -> None:
-    if _NOT_IN_NAMES.search(name):
-        raise ValidationError("Use letters, digits, spaces and punctuation only (no control characters).")
-
-
-class Name(fields.String):
-    """A person's display name: trimmed, then 1 to 200 characters, no control characters."""
+class Name(names.Name):
+    """A person's display name (shown with their forum posts): trimmed, then 1 to 200
+    characters of one line of visible text (shared.names)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("required", True)
-        super().__init__(validate=[validate.Length(min=1, max=200), _printable], **kwargs)
+        super().__init__(max_length=200, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
+def _line(max_length: int):
+    return [validate.Length(min=1, max=max_length), names.refuse_control_characters]
+
+
 class AddressSchema(Schema):
-    street = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    postal_code = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    street = fields.String(required=True, validate=_line(200))
+    city = fields.String(required=True, validate=_line(100))
+    postal_code = fields.String(required=True, validate=_line(20))
     country = fields.String(load_default="CZ", validate=validate.Regexp(r"^[A-Z]{2}$"))
 
 
