@@ -85,6 +85,10 @@ def measure(options: Options, log=print, gateway_env: dict[str, str] | None = No
     client_cpus = split[0] if split else None
     gateway_env = dict(gateway_env or {})
     workers, threads = _gunicorn_settings(gateway_env)
+    # 64 requests to one service at once is what this measures; the bulkhead (by default half a
+    # worker's threads per service, so a hung one cannot hold them all) would refuse half of them.
+    # At a worker's thread count it never binds: the gateway's concurrency is measured on its own.
+    gateway_env.setdefault("UPSTREAM_MAX_IN_FLIGHT", str(threads))
     with gateway_before_stubs(stub_routes(), options, client_cpus, env=gateway_env) as (bench, stubs, gateway, bearer):
         status, answer = request_json(gateway + PATH, headers=bearer)
         if status != 200 or answer != CATEGORIES:
