@@ -37,7 +37,12 @@ def parameters(url: str, *, heartbeat: int = 30, connection_attempts: int = 1) -
 def connect(url: str, name: str) -> pika.BlockingConnection:
     params = parameters(url)
     params.client_properties = {"connection_name": name}
-    return pika.BlockingConnection(params)
+    try:
+        return pika.BlockingConnection(params)
+    except ValueError as error:
+        # pika says ValueError when the peer drops the socket between the TCP connect and the
+        # AMQP handshake (a broker going down, a cut link): a lost connection like any other.
+        raise pika.exceptions.AMQPConnectionError(f"the connection was dropped while opening: {error}") from error
 
 
 class Backoff:
