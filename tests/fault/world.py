@@ -612,7 +612,10 @@ def replica_differences(suite) -> dict:
 
     members = {}
     for user_id, number, administrator, rights in _rows(
-        suite, "identity", "SELECT user_id, customer_number, administrator, rights FROM memberships"
+        # an invitation not yet accepted gives no access and is nobody's copy
+        suite,
+        "identity",
+        "SELECT user_id, customer_number, administrator, rights FROM memberships WHERE status = 'active'",
     ):
         effective = list(RIGHTS) if administrator else [r for r in RIGHTS if r in (rights or []) and r != "users"]
         members[(user_id, number)] = (effective, True)
