@@ -457,6 +457,51 @@ class BenchSuite:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def member_in_identity(
+    database_url: str,
+    user_id: str,
+    customer_number: str,
+    rights: list[str],
+    *,
+    company_id: str = "25083325",
+    company_name: str = "Účetnictví Novák s.r.o.",
+    email: str | None = None,
+) -> None:
+    """A person and their membership written straight into identity's database: what
+    licensing and distribution ask identity about (a signed link in use, a stale copy).
+    `users` among the rights makes the person the profile's administrator."""
+    from datetime import UTC, datetime
+
+    from identity.models import RIGHTS, CustomerProfile, Membership, User
+
+    from shared.db import Database
+
+    identity = Database(database_url)
+    try:
+        with identity.unit_of_work() as session:
+            if session.get(CustomerProfile, customer_number) is None:
+                session.add(
+                    CustomerProfile(
+                        customer_number=customer_number,
+                        company_id=company_id,
+                        company_name=company_name,
+                        source_updated_at=datetime.now(UTC),
+                    )
+                )
+            session.add(User(id=user_id, email=email or f"{user_id}@example.com", name=user_id, access_version=1))
+            session.flush()
+            session.add(
+                Membership(
+                    user_id=user_id,
+                    customer_number=customer_number,
+                    administrator="users" in rights,
+                    rights=[r for r in RIGHTS if r in rights],
+                )
+            )
+    finally:
+        identity.dispose()
+
+
 # --- the event path: partner sales, raw pika baselines, an observer of applied events ------
 # Used by sale-propagation and event-throughput (bench/sale_propagation.py,
 # bench/event_throughput.py). Every time on this path is wall-clock (`time.time()`), so it can

@@ -64,6 +64,7 @@ from bench.common import (
     group_worker_pids,
     info,
     median,
+    member_in_identity,
     request_json,
 )
 
@@ -326,6 +327,13 @@ def entitle(database_url: str, secret: str, customer: str = CUSTOMER, user: str 
         consumer.database.engine.dispose()
 
 
+def member(bench, customer: str = CUSTOMER, user: str = MEMBER) -> None:
+    """An entitled member: the events in distribution's copy (`entitle`) and the person in
+    identity, which distribution asks each time the person's signed link is used."""
+    entitle(bench.database_url("distribution"), bench.secret, customer, user)
+    member_in_identity(bench.database_url("identity"), user, customer, ["downloads"])
+
+
 def create_release(distribution_url: str, secret: str, publish: bool = True) -> int:
     status, body = request_json(
         f"{distribution_url}/api/v1/admin/releases",
@@ -387,7 +395,7 @@ def measure(options: Options, log=print, size: int = SIZE) -> dict:
     tool = "curl" if shutil.which("curl") else "python"
     split = cpu_split() if options.pin else None
     client_cpus, server_cpus = (split[0], split[1]) if split else (None, None)
-    with BenchSuite(["distribution", "gateway"], options) as bench:
+    with BenchSuite(["identity", "distribution", "gateway"], options) as bench:
         workdir = bench.workdir
         source = workdir / "source.bin"
         began = time.monotonic()
@@ -398,7 +406,7 @@ def measure(options: Options, log=print, size: int = SIZE) -> dict:
         if stored["size"] != size or stored["sha256"] != expected_sha:
             raise RuntimeError(f"distribution stored something else: {stored}")
         publish(distribution, bench.secret, release_id)
-        entitle(bench.database_url("distribution"), bench.secret)
+        member(bench)
         link = signed_link(distribution, bench.secret)
         setup_seconds = time.monotonic() - began
         middle = size // 2

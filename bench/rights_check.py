@@ -33,6 +33,7 @@ from bench.common import (
     cpu_split,
     info,
     median,
+    member_in_identity,
     percentile,
     request_json,
     run_load,
@@ -47,7 +48,7 @@ RATIO_TARGET = 0.9
 def _seed(bench: BenchSuite) -> tuple[str, str]:
     """A customer with licenses in licensing, its administrator in identity and in licensing's
     copy (complete up to the person's version 1). Returns (customer number, user id)."""
-    from identity.models import RIGHTS, CustomerProfile, Membership, User
+    from identity.models import RIGHTS
 
     from shared import auth
     from shared.auth import Principal
@@ -72,20 +73,15 @@ def _seed(bench: BenchSuite) -> tuple[str, str]:
         )
         assert status == 201, body
     user_id = str(uuid.uuid4())
-    identity = Database(bench.database_url("identity"))
-    with identity.unit_of_work() as session:
-        session.add(
-            CustomerProfile(
-                customer_number=number,
-                company_id=customer["company_id"],
-                company_name=customer["company_name"],
-                source_updated_at=datetime.now(UTC),
-            )
-        )
-        session.add(User(id=user_id, email="bench-admin@example.com", name="Správce", access_version=1))
-        session.flush()
-        session.add(Membership(user_id=user_id, customer_number=number, administrator=True, rights=list(RIGHTS)))
-    identity.dispose()
+    member_in_identity(
+        bench.database_url("identity"),
+        user_id,
+        number,
+        list(RIGHTS),
+        company_id=customer["company_id"],
+        company_name=customer["company_name"],
+        email="bench-admin@example.com",
+    )
     copy = Database(bench.database_url("licensing"))
     with copy.unit_of_work() as session:
         store(session, Snapshot(user_id, 1, (Granted(number, tuple(RIGHTS)),), datetime.now(UTC)))

@@ -91,7 +91,7 @@ def test_the_protected_location_is_internal_and_matches_the_accel_prefix():
 
 @pytest.fixture
 def edge_suite(tmp_path):
-    """distribution (answering X-Accel-Redirect) and the gateway from the Procfile, an entitled
+    """identity, distribution (answering X-Accel-Redirect) and the gateway from the Procfile, an entitled
     member's signed link to a 3 MiB file, and nginx with edge.conf in front: the edge's URL."""
     from bench import download
     from bench.common import BenchSuite, Options
@@ -99,14 +99,14 @@ def edge_suite(tmp_path):
     files = tmp_path / "files"
     options = Options(pin=False)
     extra = {"DOWNLOAD_ACCEL_REDIRECT": "/protected-files", "DISTRIBUTION_STORAGE_DIR": str(files)}
-    with BenchSuite(["distribution", "gateway"], options, extra) as bench:
+    with BenchSuite(["identity", "distribution", "gateway"], options, extra) as bench:
         source = tmp_path / "source.bin"
         expected = download.make_file(source, 3 * 1024 * 1024 + 17)
         distribution = bench.web_url("distribution")
         release_id = download.create_release(distribution, bench.secret)
         download.upload(distribution, bench.secret, release_id, source)
         download.publish(distribution, bench.secret, release_id)
-        download.entitle(bench.database_url("distribution"), bench.secret)
+        download.member(bench)
         link = download.signed_link(distribution, bench.secret)
         port = free_port()
         gateway = bench.web_url("gateway").removeprefix("http://")
