@@ -94,6 +94,10 @@ def test_make_run_starts_the_suite_with_demo_data_and_stops_on_ctrl_c(amqp_url, 
                 # authors are shown as identity announced them over the broker: with their company
                 wait_until(lambda bearer=bearer: _demo_forum(gateway, bearer)["companies"], timeout=30)
         assert "Demo partner API key:         cc_" in output and "Partner-sold, not registered:" in output
+    except BaseException:
+        # what the suite said is the first thing anyone needs when this fails (shown with the failure)
+        print("\n".join((tmp_path / "run.log").read_text(errors="replace").splitlines()[-80:]))
+        raise
     finally:
         os.killpg(run.pid, signal.SIGINT)
         try:
