@@ -28,7 +28,7 @@ from marshmallow import Schema, fields
 from pika.exceptions import AMQPError
 
 from gateway.sessions import SessionStore, require_csrf
-from ops.deadletters import OUTBOX, DeadLetter, DeadLetters, HeldEvent, HeldEvents, ServiceUnavailable
+from shared.dead_letters import OUTBOX, DeadLetter, DeadLetters, HeldEvent, HeldEvents, ServiceUnavailable
 from shared.problems import Problem
 from shared.web import accepts_raw_body
 

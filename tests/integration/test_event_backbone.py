@@ -216,7 +216,7 @@ def _queue_exists(amqp_url: str, queue: str) -> bool:
 
 
 def test_operators_list_and_replay_a_dead_letter_after_the_fix(amqp_url, namespace, settings_for, identity_db):
-    from ops.deadletters import DeadLetters
+    from shared.dead_letters import DeadLetters
 
     fixed = threading.Event()
 

@@ -247,7 +247,7 @@ def test_a_dead_letter_whose_message_id_is_not_utf8_is_listed(settings_for, tmp_
     """Such a partner's message ends in the partner-sales DLQ; listing it used to fail on the bytes."""
     from gateway.app import create_app
 
-    from ops.deadletters import DeadLetters
+    from shared.dead_letters import DeadLetters
 
     topology = Topology(namespace)
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))

@@ -64,7 +64,7 @@ def _import(settings: Settings, file: str, output: str | None, dry_run: bool) ->
 
 
 def _dead_letters(settings: Settings, action: str, event_ids: list[str]) -> None:
-    from ops.deadletters import DeadLetters
+    from shared.dead_letters import DeadLetters
 
     letters = DeadLetters(settings.amqp_url, settings.events_namespace)
     if action == "replay":
