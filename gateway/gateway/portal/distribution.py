@@ -13,19 +13,17 @@ in the page's language, dates, release notes as safe minimal Markdown (`markdown
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
 
-from flask_babel import format_date, format_decimal, format_time
+from flask_babel import format_decimal
 
 from gateway.portal import calls
 from gateway.portal.accounts import remember_profile, signed_in_page
+from gateway.portal.dates import _datetime, date_only, date_time
 from gateway.portal.markdown import render as markdown
 from gateway.portal.profiles import _api, _membership_with
 from gateway.portal.views import page, portal
 
-# Times are stored in UTC; our customers read them in Czech time.
-LOCAL_TIME = ZoneInfo("Europe/Prague")
 UPCOMING_KINDS = ("training", "event")
 # The route table sends `/customers/<n>/downloads|documents|news` to distribution, but not
 # `download-history`: name the service rather than fall through to identity.
@@ -177,37 +175,3 @@ def human_size(size) -> str:
         if value < 1024 or unit == "TB":
             break
     return f"{format_decimal(value, format='#,##0.#' if value < 100 else '#,##0')}\u00a0{unit}"
-
-
-def _datetime(value) -> datetime | None:
-    if isinstance(value, datetime):
-        moment = value
-    elif value:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def date_time(value) -> str:
-    """A moment in Czech time: the date as the language writes it and the time to the minute."""
-    moment = _datetime(value)
-    if moment is None:
-        return ""
-    local = moment.astimezone(LOCAL_TIME)
-    return f"{format_date(local, 'medium', rebase=False)} {format_time(local, 'short', rebase=False)}"
-
-
-def date_only(value) -> str:
-    if not value:
-        return ""
-    moment = _datetime(value) if "T" in str(value) else None
-    if moment is not None:
-        return format_date(moment.astimezone(LOCAL_TIME), "medium", rebase=False)
-    try:
-        return format_date(date.fromisoformat(str(value)[:10]), "medium")
-    except ValueError:
-        return ""

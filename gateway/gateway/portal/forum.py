@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 
 from gateway.portal import calls, forms
 from gateway.portal.accounts import EXPIRED_FORM, _expired_form, signed_in_form, signed_in_page
-from gateway.portal.distribution import date_time
+from gateway.portal.dates import date_time
 from gateway.portal.views import caller, form_page, page, portal, shown_page
 from shared.problems import Problem
 from shared.web import accepts_raw_body

@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 
 from gateway import api, overview
 from gateway.portal import calls, forms, i18n
+from gateway.portal.dates import date_only, date_time
 from gateway.sessions import CSRF_FORM_FIELD, csrf_ok
 from shared.logs import current_correlation_id
 from shared.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
@@ -117,7 +118,6 @@ def profile_overview(customer_number: str) -> dict | None:
     """The profile view (`gateway.overview.gather`: every service asked in parallel, as this
     person, each with its own timeout) shaped for the home page; None when no service knows
     the profile as this person's (a membership just ended)."""
-    from gateway.portal.distribution import date_only, date_time  # distribution.py imports this module
 
     try:
         view = overview.gather(api.upstream(), customer_number, calls.principal(), current_correlation_id())
@@ -161,7 +161,6 @@ def profile_overview(customer_number: str) -> dict | None:
 
 def _license(item: dict) -> dict:
     """A license with its support in words: when it ends within 60 days, in how many days."""
-    from gateway.portal.distribution import date_only
 
     state = item.get("support_status") or "none"
     until = item.get("support_until")
