@@ -3,7 +3,8 @@
 "Retries"): a double click or a resent form then sends the same key, and the service answers
 it with its first answer, so the person lands where the first sending led. A key reused for
 other details (`422 idempotency-key-reused`) is a clear message on the form, never an error
-page. Through Flask's test client with the scripted services of conftest.py; the same against
+page. A form whose outcome is unknown (503, 504) is shown again with its key, so sending it
+again is safe. Through Flask's test client with the scripted services of conftest.py; the same against
 the real services is tests/e2e/test_portal_idempotency_end_to_end.py."""
 
 from __future__ import annotations
@@ -206,6 +207,26 @@ def test_a_key_reused_for_other_details_is_a_message_not_an_error(browser, servi
         f"{form.action}?lang=en", data=form.data | again | {"idempotency_key": hidden["idempotency_key"]}
     )
     assert english.status_code == 422 and REUSED_EN in text(english)
+
+
+@pytest.mark.parametrize("form", FORMS, ids=[f.name for f in FORMS])
+@pytest.mark.parametrize("status", [503, 504])
+def test_a_form_whose_outcome_is_unknown_is_shown_again_with_its_key(browser, services, form, status):
+    """Refused or not answered in time (the gateway's 504: it may have been made): sending the
+    form shown again must not make a second, so it keeps the key."""
+    client = browser(form)
+    hidden = rendered_form(text(client.get(form.page)), form.action)
+    slug = "upstream-timeout" if status == 504 else "service-unavailable"
+    services.answer("POST", form.api, *problem(status, slug, headers={"Retry-After": "5"}))
+    answer = client.post(form.action, data=form.data | hidden)
+    assert answer.status_code == status
+    page = text(answer)
+    assert rendered_form(page, form.action)["idempotency_key"] == hidden["idempotency_key"]
+    # The page's other creating forms (a topic's reports) have keys of their own.
+    others = set(KEY.findall(page)) - {hidden["idempotency_key"]}
+    assert len(others) == len(KEY.findall(page)) - 1
+    if status == 504:
+        assert "Odpověď nepřišla včas, takže nevíme, zda se to podařilo." in page
 
 
 @pytest.mark.parametrize("key", [None, "", "not-a-key", "x" * 36, str(uuid.uuid4()).upper() + "\n"])

@@ -97,6 +97,15 @@ def call(
     key = sent_idempotency_key() if idempotent else None
     if key:
         arguments["headers"] = {IDEMPOTENCY_HEADER: key}
+    answer = _call(service, method, path, body, arguments)
+    if key and answer.status >= 500:
+        # Refused (503) or unanswered (504: it may have been made): the form shown again keeps
+        # its key, so sending it again is safe either way (api.md, "Retries").
+        g.portal_kept_idempotency_key = (request.path, key)
+    return answer
+
+
+def _call(service: str, method: str, path: str, body: dict | None, arguments: dict) -> Answer:
     try:
         response = api.upstream().call(service, method, path, body, principal=principal(), **arguments)
     except Problem as problem:
@@ -113,6 +122,17 @@ def call(
 def new_idempotency_key() -> str:
     """A fresh key for one rendering of a form that creates something (its hidden field)."""
     return str(uuid.uuid4())
+
+
+def idempotency_key(action: str) -> str:
+    """The key for the form posting to `action` on this page: the one just sent, when this is
+    that form shown again after the service refused or did not answer (the outcome may be
+    unknown: sending it again must not make a second); otherwise a fresh one. After any other
+    failure nothing was made, and the form, perhaps changed, is sent anew."""
+    kept = g.get("portal_kept_idempotency_key")
+    if kept is not None and kept[0] == action:
+        return kept[1]
+    return new_idempotency_key()
 
 
 def sent_idempotency_key() -> str | None:
@@ -222,6 +242,11 @@ def problem_message(answer: Answer) -> str:
         return _("Too many attempts. Wait a while before trying again.")
     if status == 503:
         return _("This part of the Customer Center is not available right now. Try again shortly.")
+    if status == 504 or kind == "upstream-timeout":
+        return _(
+            "We did not get an answer in time, so we cannot say whether it went through. "
+            "Send the form again: nothing will be saved twice."
+        )
     if status == 403:
         return _("You do not have the right to do this in this profile.")
     if status == 404:

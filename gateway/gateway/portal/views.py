@@ -249,8 +249,8 @@ def idempotency_field() -> str:
 
 
 @portal.app_template_global()
-def new_idempotency_key() -> str:
-    return calls.new_idempotency_key()
+def idempotency_key(action: str) -> str:
+    return calls.idempotency_key(action)
 
 
 def _error_texts(status: int) -> tuple[str, str]:
