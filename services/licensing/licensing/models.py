@@ -35,6 +35,9 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     # The newest contacts version identity announced (the customer edits them there).
     contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Counts every change of what the customer events carry (1 when created); identity and
+    # distribution keep the highest version they saw (shared.ordering), never the latest clock.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_by: Mapped[str | None] = mapped_column(String(10))  # one of CUSTOMER_ORIGINS
     created_by_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
 
