@@ -18,6 +18,9 @@ LICENSE_STATUSES = ("registered", "unregistered", "revoked")
 # Who made a customer: staff (the API), a partner's sale (which partner: created_by_partner_id)
 # or the CSV importer. None: made before this was recorded (licensing migration 0005).
 CUSTOMER_ORIGINS = ("staff", "partner", "import")
+# How a partner's write came, each with idempotency keys of its own: the REST API's
+# Idempotency-Key, or the message_id of a sale published to the broker (licensing.partner_inbox).
+REQUEST_CHANNELS = ("rest", "amqp")
 
 
 class Base(DeclarativeBase):
@@ -111,11 +114,14 @@ class License(Base):
 
 
 class IdempotentRequest(Base):
-    """A partner's write by Idempotency-Key: the same key and body get the same answer."""
+    """A partner's write by idempotency key: the same key and body get the same answer. Each
+    channel has keys of its own (REQUEST_CHANNELS): a REST `Idempotency-Key` never meets a
+    broker message's `message_id`, whatever the two spell."""
 
     __tablename__ = "idempotent_requests"
 
     partner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)  # one of REQUEST_CHANNELS
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[int] = mapped_column(Integer)
