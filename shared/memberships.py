@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from shared import auth
 from shared.auth import Principal
 from shared.config import Settings
-from shared.db import as_utc, insert_or_skip
+from shared.db import insert_or_skip
 from shared.events import Event
+from shared.ordering import supersedes
 from shared.problems import Problem
 
 metadata = MetaData()
@@ -227,7 +228,8 @@ def store(session: Session, snapshot: Snapshot, at_least: int = 0) -> None:
 def apply(session: Session, event: Event) -> None:
     """The handler for `identity.membership.changed`: keep the newest state; an older event
     arriving late changes nothing. Events carry the person's access_version (newer wins);
-    those from before it was counted are ordered by when the change was made."""
+    those from before it was counted are ordered by when the change was made
+    (`shared.ordering.supersedes`)."""
     data, changed_at = event.data, event.occurred_at
     version = data.get("access_version") or 0
     key = (memberships.c.user_id == data["user_id"]) & (memberships.c.customer_number == data["customer_number"])
@@ -241,10 +243,9 @@ def apply(session: Session, event: Event) -> None:
                 user_id=data["user_id"], customer_number=data["customer_number"], access_version=version, **values
             )
         )
-    elif version or current.access_version:
-        if version > current.access_version:
-            session.execute(update(memberships).where(key).values(access_version=version, **values))
-    elif changed_at > as_utc(current.changed_at):
+    elif supersedes(version, changed_at, current.access_version, current.changed_at):
+        if version:
+            values["access_version"] = version
         session.execute(update(memberships).where(key).values(**values))
 
 

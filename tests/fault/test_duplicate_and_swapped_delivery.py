@@ -47,15 +47,15 @@ CONSUMER_PROCESSES = {consumer: f"{consumer}-consumer" for consumer in CONSUMERS
 # What each consumer keeps from the events: the tables (and columns) compared with the reference.
 REPLICAS = {
     "distribution": {
-        "customers": "customer_number, company_name, source_updated_at, delivery_address, delivery_method, "
-        "contacts_version",
+        "customers": "customer_number, company_name, source_updated_at, source_version, delivery_address, "
+        "delivery_method, contacts_version",
         "entitlements": "installation_number, customer_number, product, edition, add_ons, seats, status, "
         "support_until, version",
         "memberships": "user_id, customer_number, rights, active, changed_at",
     },
     "licensing": {"memberships": "user_id, customer_number, rights, active, changed_at"},
     # identity's profiles also hold what customers edit in identity itself: the columns from events
-    "identity": {"customer_profiles": "customer_number, company_id, company_name, source_updated_at"},
+    "identity": {"customer_profiles": "customer_number, company_id, company_name, source_updated_at, source_version"},
     "forum": {"authors": "user_id, name, email, company_name, staff, active, version"},
 }
 

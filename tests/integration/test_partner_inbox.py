@@ -193,7 +193,7 @@ def test_a_partners_message_becomes_one_unregistered_license(
     [issued] = events(licensing_db, "licensing.license.issued")
     assert issued["installation_number"] == license_.installation_number and issued["status"] == "unregistered"
     with licensing_db.unit_of_work() as session:
-        record = session.get(IdempotentRequest, (partner_id, f"amqp:{message_id}"))
+        record = session.get(IdempotentRequest, (partner_id, "amqp", message_id))
         assert record.status == 201 and json.loads(record.response)["status"] == "unregistered"
     assert queue_depth(amqp_url, dlq(topology)) == 0
     assert events(licensing_db, "licensing.partner_sale.rejected") == []

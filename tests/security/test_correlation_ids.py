@@ -253,7 +253,7 @@ def test_a_dead_letter_whose_message_id_is_not_utf8_is_listed(settings_for, tmp_
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     topology.declare(channel)
-    headers = {"x-failure-reason": "a unique message_id property (1 to 195 characters) is required"}
+    headers = {"x-failure-reason": "a unique message_id property (1 to 200 characters) is required"}
     properties = pika.BasicProperties(message_id=b"\xff\xfe-1", delivery_mode=2, headers=headers)
     channel.basic_publish("", topology.dead_letter_queue_of(topology.partner_sales_queue), b"{}", properties)
     connection.close()

@@ -114,7 +114,7 @@ def test_the_broker_channel_tells_no_more_than_the_api(licensing):  # noqa: F811
     with licensing.database.unit_of_work() as session:
         assert inbox.record(session, properties, json.dumps(sale("AMQP-1")).encode()) is None
     with licensing.database.unit_of_work() as session:
-        row = session.get(IdempotentRequest, (partner_id, "amqp:m-1"))
+        row = session.get(IdempotentRequest, (partner_id, "amqp", "m-1"))
         answer = json.loads(row.response)
     assert answer["customer_number"] is None
     [held] = staff_licenses(licensing, customer_number=number)

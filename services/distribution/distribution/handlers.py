@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from distribution.models import Customer, Entitlement, Shipment
 from shared import memberships
-from shared.db import as_utc
 from shared.events import Event
+from shared.ordering import supersedes
 
 # Stamped on a customer that identity's contacts created before licensing's event arrived:
 # older than any licensing event, so licensing's (even one that happened before the contacts
@@ -20,23 +20,27 @@ NOT_YET_FROM_LICENSING = datetime(1970, 1, 1, tzinfo=UTC)
 
 def on_customer_created(session: Session, event: Event) -> None:
     """licensing's customer (created or corrected by staff): the company name, and the billing
-    address until the customer has edited its contacts in identity (theirs is newer)."""
-    customer = session.get(Customer, event.data["customer_number"])
+    address until the customer has edited its contacts in identity (theirs is newer). The
+    highest version of licensing's customer wins (shared.ordering), as with licenses."""
+    data = event.data
+    customer = session.get(Customer, data["customer_number"], with_for_update=True)
     if customer is None:
         session.add(
             Customer(
-                customer_number=event.data["customer_number"],
-                company_name=event.data["company_name"],
-                billing_address=event.data.get("billing_address"),
+                customer_number=data["customer_number"],
+                company_name=data["company_name"],
+                billing_address=data.get("billing_address"),
                 source_updated_at=event.occurred_at,
+                source_version=data.get("version") or 0,
             )
         )
-    elif as_utc(customer.source_updated_at) < event.occurred_at:
-        customer.company_name = event.data["company_name"]
+    elif supersedes(data.get("version"), event.occurred_at, customer.source_version, customer.source_updated_at):
+        customer.company_name = data["company_name"]
         if not customer.contacts_version:
-            customer.billing_address = event.data.get("billing_address")
+            customer.billing_address = data.get("billing_address")
             _readdress_pending_shipments(session, customer)
         customer.source_updated_at = event.occurred_at
+        customer.source_version = data.get("version") or customer.source_version or 0
 
 
 def on_contact_changed(session: Session, event: Event) -> None:
@@ -48,6 +52,7 @@ def on_contact_changed(session: Session, event: Event) -> None:
             customer_number=data["customer_number"],
             company_name=data["company_name"],
             source_updated_at=NOT_YET_FROM_LICENSING,
+            source_version=0,
             contacts_version=0,
         )
         session.add(customer)
@@ -95,7 +100,7 @@ HANDLERS = {
     "licensing.license.support_changed": on_license_changed,
     "licensing.license.revoked": on_license_changed,
     "licensing.customer.created": on_customer_created,
-    # created and updated carry the same fields: the newer one wins either way
+    # created and updated carry the same fields: the higher version wins either way
     "licensing.customer.updated": on_customer_created,
     "identity.customer.contact_changed": on_contact_changed,
 }

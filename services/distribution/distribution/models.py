@@ -26,7 +26,10 @@ class Customer(Base):
 
     customer_number: Mapped[str] = mapped_column(String(20), primary_key=True)
     company_name: Mapped[str] = mapped_column(String(200))
+    # licensing's customer as last applied: its version (0: none seen, or only events from
+    # before licensing numbered them) and when that change happened (shared.ordering).
     source_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # From identity: where DVDs go and whether the customer wants them at all. The billing
     # address (licensing's until the customer edits contacts, then identity's) stands in for a
     # delivery address never set, as the portal tells the customer.

@@ -29,8 +29,11 @@ class CustomerProfile(Base):
     billing_address: Mapped[dict | None] = mapped_column(JSON)
     delivery_address: Mapped[dict | None] = mapped_column(JSON)
     delivery_method: Mapped[str] = mapped_column(String(10), default="download")
-    # When licensing's sales master last spoke about this customer: older events lose.
+    # licensing's customer as last applied: its version (0: none seen, or only events from
+    # before licensing numbered them) and when that change happened. An event with a lower
+    # version changes nothing (shared.ordering; versionless events go by the time).
     source_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Counts every change of contacts made here; consumers keep the highest they saw.
     contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

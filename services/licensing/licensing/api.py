@@ -626,7 +626,7 @@ class PartnerSales(MethodView):
             fingerprint = hashlib.sha256(
                 json.dumps(request.get_json(), sort_keys=True, separators=(",", ":")).encode()
             ).hexdigest()
-            earlier = partners.claim_request_key(session, partner.id, key, fingerprint)
+            earlier = partners.claim_request_key(session, partner.id, partners.REST, key, fingerprint)
             if earlier is not None:
                 if earlier.request_hash != fingerprint:
                     raise Problem(
@@ -637,7 +637,7 @@ class PartnerSales(MethodView):
                     )
                 return Response(earlier.response, status=earlier.status, mimetype="application/json")
             try:
-                recorded = licenses.accept_partner_sale(session, partner, key, sale_from(body))
+                recorded = licenses.accept_partner_sale(session, partner, partners.REST, key, sale_from(body))
             except licenses.UnknownProduct as error:
                 raise _product_problem(error) from None
             answer = json.dumps(recorded.answer())

@@ -1,5 +1,10 @@
 """The sales master's customers: created by staff (direct sales), by partners' sales or by the
-importer, each recording who made it."""
+importer, each recording who made it.
+
+Every announced change bumps the customer's `version` under the row's lock, and the events
+carry it with the whole new state: replicas order the changes by it, so two licensing
+replicas with clocks apart (or two changes in one clock tick) cannot make them keep an older
+state."""
 
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ def create_customer(
         company_id=company_id,
         company_name=company_name,
         billing_address=billing_address,
+        version=1,
         created_by=created_by,
         created_by_partner_id=partner_id,
     )
@@ -60,6 +66,7 @@ def update_customer(session: Session, customer_number: str, **changes) -> Custom
         return None
     for name, value in changes.items():
         setattr(customer, name, value)
+    customer.version += 1
     add_event(session, "licensing.customer.updated", _customer_data(customer), producer="licensing")
     return customer
 
@@ -80,4 +87,5 @@ def _customer_data(customer: Customer) -> dict:
         "company_id": customer.company_id,
         "company_name": customer.company_name,
         "billing_address": customer.billing_address,
+        "version": customer.version,
     }

@@ -123,12 +123,12 @@ def issue_direct(
     return license_
 
 
-def accept_partner_sale(session: Session, partner: Partner, key: str, sale: Sale) -> RecordedSale:
-    """A partner's sale under the idempotency key the caller claimed (REST's Idempotency-Key,
-    the broker's message id): the license, its event and the answer kept for replays of the
-    key, in the caller's transaction. Raises UnknownProduct."""
+def accept_partner_sale(session: Session, partner: Partner, channel: str, key: str, sale: Sale) -> RecordedSale:
+    """A partner's sale under the idempotency key of `channel` the caller claimed (REST's
+    Idempotency-Key, the broker's message id): the license, its event and the answer kept for
+    replays of the key, in the caller's transaction. Raises UnknownProduct."""
     recorded = record_partner_sale(session, partner, sale)
-    record_answer(session, partner.id, key, 201, json.dumps(recorded.answer()))
+    record_answer(session, partner.id, channel, key, 201, json.dumps(recorded.answer()))
     return recorded
 
 

@@ -18,6 +18,9 @@ LICENSE_STATUSES = ("registered", "unregistered", "revoked")
 # Who made a customer: staff (the API), a partner's sale (which partner: created_by_partner_id)
 # or the CSV importer. None: made before this was recorded (licensing migration 0005).
 CUSTOMER_ORIGINS = ("staff", "partner", "import")
+# How a partner's write came, each with idempotency keys of its own: the REST API's
+# Idempotency-Key, or the message_id of a sale published to the broker (licensing.partner_inbox).
+REQUEST_CHANNELS = ("rest", "amqp")
 
 
 class Base(DeclarativeBase):
@@ -35,6 +38,9 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     # The newest contacts version identity announced (the customer edits them there).
     contacts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Counts every change of what the customer events carry (1 when created); identity and
+    # distribution keep the highest version they saw (shared.ordering), never the latest clock.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_by: Mapped[str | None] = mapped_column(String(10))  # one of CUSTOMER_ORIGINS
     created_by_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
 
@@ -108,11 +114,14 @@ class License(Base):
 
 
 class IdempotentRequest(Base):
-    """A partner's write by Idempotency-Key: the same key and body get the same answer."""
+    """A partner's write by idempotency key: the same key and body get the same answer. Each
+    channel has keys of its own (REQUEST_CHANNELS): a REST `Idempotency-Key` never meets a
+    broker message's `message_id`, whatever the two spell."""
 
     __tablename__ = "idempotent_requests"
 
     partner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)  # one of REQUEST_CHANNELS
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[int] = mapped_column(Integer)

@@ -13,8 +13,9 @@ out a database outage); only what one message means is decided here, in `handle`
    from a user no partner is registered with, cannot be attributed to anyone: rejected. So is
    one from the application's own broker user (`AMQP_URL`), even if a partner was registered
    with it before registrations were checked (licensing/broker_users.py).
-2. The idempotency key: the `message_id` property (required), per partner, stored as
-   `amqp:<message_id>` in the `idempotent_requests` table the REST API keys its writes in,
+2. The idempotency key: the `message_id` property (required), per partner, stored in the
+   `idempotent_requests` table the REST API keys its writes in, under a channel of its own
+   (`amqp`; the REST API's keys are `rest`, so `Idempotency-Key: X` never meets message X),
    with the SHA-256 of the body. The same message again (a redelivery, or the partner
    publishing it twice) changes nothing; the same id with another body is rejected.
    Independently of that, one `partner_sale_id` makes one license, by either channel.
@@ -52,7 +53,7 @@ from licensing.api import SALE_SCHEMA, sale_from
 from licensing.broker_users import application_user
 from licensing.licenses import UnknownProduct, accept_partner_sale
 from licensing.models import Partner
-from licensing.partners import claim_request_key, record_answer
+from licensing.partners import AMQP, claim_request_key, record_answer
 from shared import logs, strict_json
 from shared.config import Settings
 from shared.consumer import EventConsumer, Poison
@@ -63,9 +64,8 @@ from shared.topology import Topology
 log = logging.getLogger(__name__)
 
 CONSUMER = "licensing-partner-sales"
-# Message ids share the idempotency table with the REST API's Idempotency-Keys.
-KEY_PREFIX = "amqp:"
-MAX_MESSAGE_ID = 200 - len(KEY_PREFIX)
+# Message ids are idempotency keys of their own channel (AMQP), in the REST API's table.
+MAX_MESSAGE_ID = 200
 REJECTED = 422
 
 
@@ -102,9 +102,9 @@ class PartnerInbox(EventConsumer):
             reason = f"a unique message_id property (1 to {MAX_MESSAGE_ID} characters) is required"
             return _reject(session, partner, user, message_id, reason)
 
-        key, fingerprint = KEY_PREFIX + message_id, hashlib.sha256(body).hexdigest()
+        key, fingerprint = message_id, hashlib.sha256(body).hexdigest()
         # A concurrent delivery of the same message id waits here for the first to commit.
-        earlier = claim_request_key(session, partner.id, key, fingerprint)
+        earlier = claim_request_key(session, partner.id, AMQP, key, fingerprint)
         if earlier is not None:
             if earlier.request_hash != fingerprint:
                 reason = f"message_id {message_id!r} was used before for another message"
@@ -121,7 +121,7 @@ class PartnerInbox(EventConsumer):
             return _refuse(session, partner, key, user, message_id, f"invalid sale: {_messages(error)}")
         try:
             with session.begin_nested():  # nothing of a refused sale stays
-                recorded = accept_partner_sale(session, partner, key, sale)
+                recorded = accept_partner_sale(session, partner, AMQP, key, sale)
         except UnknownProduct as error:
             return _refuse(session, partner, key, user, message_id, f"invalid sale: {error}")
         log.info("partner sale %s", "recorded" if recorded.created else "known already", extra={"event_id": message_id})
@@ -149,7 +149,7 @@ def _messages(error: ValidationError) -> str:
 
 def _refuse(session: Session, partner: Partner, key: str, user: str, message_id: str, reason: str) -> str:
     """Reject a message that has an idempotency row: the row keeps the reason for redeliveries."""
-    record_answer(session, partner.id, key, REJECTED, reason[:1000])
+    record_answer(session, partner.id, AMQP, key, REJECTED, reason[:1000])
     return _reject(session, partner, user, message_id, reason)
 
 

@@ -5,7 +5,9 @@ stored only as SHA-256 and compared in constant time. It is shown once, when mad
 key stops working on the next request.
 
 A partner's writes carry an idempotency key (the REST API's `Idempotency-Key`, the broker's
-`message_id`): `claim_request_key` keeps one `idempotent_requests` row per partner and key.
+`message_id`): `claim_request_key` keeps one `idempotent_requests` row per partner, channel
+(`REST` or `AMQP`) and key. The channels' keys never meet: `Idempotency-Key: X` and a message
+with id X are two writes.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import secrets
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from licensing.models import IdempotentRequest, Partner, PartnerKey
+from licensing.models import REQUEST_CHANNELS, IdempotentRequest, Partner, PartnerKey
 from shared.db import insert_or_skip, utc_now
 
 PREFIX = "cc"
+# The channels a partner's write comes by (models.REQUEST_CHANNELS), each with keys of its own.
+REST, AMQP = REQUEST_CHANNELS
 
 
 def _hash(secret: str) -> str:
@@ -65,25 +69,37 @@ def revoke_keys(session: Session, partner_id: str) -> int:
     return len(keys)
 
 
-def claim_request_key(session: Session, partner_id: str, key: str, fingerprint: str) -> IdempotentRequest | None:
-    """Take `key` for this request (`fingerprint`: the SHA-256 of its body). None: the key is
-    ours, record the answer with `record_answer` in the same transaction. Otherwise the
-    earlier request's row, answered already: a concurrent request with the same key waits in
-    the INSERT until the first one's transaction ends (and takes the key if that rolled back)."""
+def claim_request_key(
+    session: Session, partner_id: str, channel: str, key: str, fingerprint: str
+) -> IdempotentRequest | None:
+    """Take `key` of `channel` (REST or AMQP) for this request (`fingerprint`: the SHA-256 of
+    its body). None: the key is ours, record the answer with `record_answer` in the same
+    transaction. Otherwise the earlier request's row, answered already: a concurrent request
+    with the same key waits in the INSERT until the first one's transaction ends (and takes the
+    key if that rolled back)."""
+    assert channel in REQUEST_CHANNELS, channel
     claimed = session.execute(
         insert_or_skip(session.get_bind().dialect.name, IdempotentRequest)
-        .values(partner_id=partner_id, key=key, request_hash=fingerprint, status=0, response="", created_at=utc_now())
+        .values(
+            partner_id=partner_id,
+            channel=channel,
+            key=key,
+            request_hash=fingerprint,
+            status=0,
+            response="",
+            created_at=utc_now(),
+        )
         .returning(IdempotentRequest.key)
     ).first()
     if claimed is not None:
         return None
-    return session.get(IdempotentRequest, (partner_id, key), populate_existing=True)
+    return session.get(IdempotentRequest, (partner_id, channel, key), populate_existing=True)
 
 
-def record_answer(session: Session, partner_id: str, key: str, status: int, response: str) -> None:
+def record_answer(session: Session, partner_id: str, channel: str, key: str, status: int, response: str) -> None:
     requests = IdempotentRequest.__table__
     session.execute(
         update(requests)
-        .where(requests.c.partner_id == partner_id, requests.c.key == key)
+        .where(requests.c.partner_id == partner_id, requests.c.channel == channel, requests.c.key == key)
         .values(status=status, response=response)
     )
