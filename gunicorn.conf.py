@@ -5,7 +5,11 @@ requests on its other threads. WEB_CONCURRENCY and WEB_THREADS tune it per deplo
 (shared.gunicorn_worker) answers what gunicorn refuses itself (414, 431, 400...) as problem+json.
 """
 
+import ctypes
+import ctypes.util
 import os
+import signal
+import sys
 
 worker_class = "shared.gunicorn_worker.ProblemThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -23,8 +27,32 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_the_master(worker) -> None:
+    """A worker whose master dies (SIGKILL, the OOM killer) is killed by the kernel at once.
+
+    Left to itself an orphaned worker keeps the listening socket and its kept-alive
+    connections, notices its master's death only at its next loop turn, then waits up to
+    graceful_timeout for requests in flight: the service is down, yet its port is taken, so a
+    new master cannot bind it. Linux only (elsewhere gunicorn's own parent check remains).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        worker.log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+        return
+    if os.getppid() != worker.ppid:
+        # The master died between the fork and the prctl: nobody would signal us any more.
+        os._exit(1)
+
+
 def post_fork(server, worker):
     from shared import logs
+
+    die_with_the_master(worker)
 
     # The gateway's bulkhead: one service may hold at most half of a worker's threads (upstream.py).
     if not os.environ.get("UPSTREAM_MAX_IN_FLIGHT"):

@@ -163,19 +163,23 @@ def seed_demo(
     return None
 
 
-def supervise(suite: Suite, stopping) -> None:
-    """Restart a process that exits, as compose's restart policy would."""
+SUPERVISE_INTERVAL = 0.1  # seconds between looks at the processes
+
+
+def supervise(suite: Suite, stopping, interval: float = SUPERVISE_INTERVAL) -> None:
+    """Restart a process that exits, at once, as compose's restart policy would."""
     while not stopping():
         restart_exited(suite, stopping)
-        time.sleep(1)
+        time.sleep(interval)
 
 
 def restart_exited(suite: Suite, stopping=lambda: False) -> None:
+    """Start each process that exited again, with its whole process group: a gunicorn master's
+    workers that outlived it are killed first (they would hold its port)."""
     for name, alive in suite.running().items():
         if not alive and not stopping():
             print(f"!! {name} exited; restarting it", flush=True)
-            suite.processes.pop(name, None)
-            suite.start_one(name)
+            suite.restart(name)
 
 
 def banner(env: dict[str, str], demo: seed.Demo, catching: bool, folder: Path, admin, colleague) -> None:

@@ -4,7 +4,12 @@ end-to-end tests and the benchmarks, so all three run exactly what operators run
 `Suite(env)` takes the environment every process gets (ports, database URLs, namespace);
 `migrate()` applies every component's migrations; `start()` launches the Procfile's
 processes (all, or the names given), `stop(name)` / `kill(name)` end one (the fault tests do),
+`restart(name)` starts one that exited again (what `make run`'s supervisor does),
 `wait_ready()` polls each web component's `/readyz`.
+
+Each process is started in a session (and so a process group) of its own, and a process is
+always ended or restarted with its whole group: when a gunicorn master dies, whatever is left
+of it (its workers, should they outlive it) goes too, and the new master finds its port free.
 """
 
 from __future__ import annotations
@@ -121,9 +126,19 @@ class Suite:
             threading.Thread(target=_prefix_lines, args=(name, popen.stdout), daemon=True).start()
         self.processes[name] = Process(name, command, popen)
 
+    def restart(self, name: str) -> None:
+        """Start a process again (one that exited): what is left of its group is killed first."""
+        process = self.processes.pop(name, None)
+        if process is not None:
+            end_group(process.popen)
+        self.start_one(name)
+
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         process = self.processes.pop(name, None)
-        if process is None or process.popen.poll() is not None:
+        if process is None:
+            return
+        if process.popen.poll() is not None:
+            end_group(process.popen)  # the leader is gone; what it left behind goes too
             return
         try:
             os.killpg(process.popen.pid, sig)
@@ -167,6 +182,44 @@ class Suite:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{component} not ready after {timeout}s")
             time.sleep(0.2)
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes (zombies aside) of a process group: read from /proc on Linux."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        try:
+            os.killpg(pgid, 0)
+            return [pgid]
+        except (ProcessLookupError, PermissionError):
+            return []
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def end_group(popen: subprocess.Popen, timeout: float = 2.0) -> None:
+    """SIGKILL whatever is left of the process group `popen` leads (it was started with
+    start_new_session), and wait until it is gone, so that its ports are free again."""
+    popen.poll()  # reap the leader if it exited
+    deadline = time.monotonic() + timeout
+    while group_members(popen.pid):
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            return  # left to the kernel; the new process retries its bind
+        time.sleep(0.01)
+    popen.poll()
 
 
 def _prefix_lines(name: str, stream) -> None:

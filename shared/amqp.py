@@ -1,4 +1,12 @@
-"""Connecting to RabbitMQ with pika: heartbeats on, and back-off when the broker is away."""
+"""Connecting to RabbitMQ with pika: heartbeats on, and back-off when the broker is away.
+
+A relay or consumer that lost the broker tries again soon and then about once a second
+(`reconnect_backoff()`: capped at RECONNECT_LIMIT, with jitter so that the suite's processes
+do not knock all at once), so it is back within about a second of the broker's return while a
+broker that stays away sees one try a second from each. A try is short (CONNECT_TIMEOUT for
+the TCP connect, HANDSHAKE_TIMEOUT for the whole AMQP opening): a broker that takes the
+connection but does not answer yet (half up, starting) costs one short try, not a stall.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +32,21 @@ CONNECTION_ERRORS = (
 )
 
 
+# Seconds: between reconnection tries at first, and at most (before jitter takes up to half off).
+RECONNECT_FIRST = 0.1
+RECONNECT_LIMIT = 1.0
+# Seconds a connection try may take: the TCP connect, and the whole opening (TCP + AMQP handshake).
+CONNECT_TIMEOUT = 2.0
+HANDSHAKE_TIMEOUT = 4.0
+
+
 def parameters(url: str, *, heartbeat: int = 30, connection_attempts: int = 1) -> pika.URLParameters:
     params = pika.URLParameters(url)
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 60
     params.connection_attempts = connection_attempts
-    params.socket_timeout = 5
+    params.socket_timeout = CONNECT_TIMEOUT
+    params.stack_timeout = HANDSHAKE_TIMEOUT
     params.client_properties = {"connection_name": threading.current_thread().name}
     return params
 
@@ -46,18 +63,25 @@ def connect(url: str, name: str) -> pika.BlockingConnection:
 
 
 class Backoff:
-    """Exponential back-off with jitter, reset after a success."""
+    """Exponential back-off with jitter, reset after a success: each delay is the current step
+    times a random factor in `jitter`; the step doubles up to `limit`."""
 
-    def __init__(self, first: float = 0.2, limit: float = 10.0):
-        self.first, self.limit, self.current = first, limit, first
+    def __init__(self, first: float = 0.2, limit: float = 10.0, jitter: tuple[float, float] = (0.8, 1.2)):
+        self.first, self.limit, self.current, self.jitter = first, limit, first, jitter
 
     def next_delay(self) -> float:
         delay = self.current
         self.current = min(self.current * 2, self.limit)
-        return delay * random.uniform(0.8, 1.2)
+        return delay * random.uniform(*self.jitter)
 
     def reset(self) -> None:
         self.current = self.first
+
+
+def reconnect_backoff() -> Backoff:
+    """The back-off between tries to reach the broker again: 0.05–0.1 s first, then doubling,
+    never over RECONNECT_LIMIT (the jitter only shortens a delay: 0.5–1 s once capped)."""
+    return Backoff(first=RECONNECT_FIRST, limit=RECONNECT_LIMIT, jitter=(0.5, 1.0))
 
 
 def broker_reachable(url: str) -> bool:

@@ -322,7 +322,7 @@ class EventConsumer:
 
     # --- the loop -------------------------------------------------------------------------
     def run_forever(self) -> None:
-        backoff = amqp.Backoff()
+        backoff = amqp.reconnect_backoff()  # the broker back: consuming again within about a second
         log.info("consumer %s started on %s", self.name, self.queue)
         try:
             self.forget_old_failures()

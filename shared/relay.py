@@ -242,7 +242,7 @@ class OutboxRelay:
             self.stopping.wait(seconds)
 
     def run_forever(self) -> None:
-        backoff = amqp.Backoff()
+        backoff = amqp.reconnect_backoff()  # the broker back: publishing again within about a second
         log.info("relay for %s started", self.settings.service)
         while not self.stopping.is_set():
             self.heartbeat.beat()

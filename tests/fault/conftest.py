@@ -113,8 +113,7 @@ def put_right_what_a_test_broke(request):
     for name in suite.entries:
         process = suite.processes.get(name)
         if process is None or process.popen.poll() is not None:
-            suite.processes.pop(name, None)
-            suite.start_one(name)
+            suite.restart(name)  # as ops.run.restart_exited does: its whole process group first
 
 
 def _rename_back_entitlements(suite) -> None:

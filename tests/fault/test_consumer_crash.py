@@ -25,8 +25,7 @@ KILLS_PER_CONSUMER = 3
 
 def restart(suite, name: str) -> None:
     """What ops.run.supervise does for a process that exited."""
-    suite.processes.pop(name, None)
-    suite.start_one(name)
+    suite.restart(name)
 
 
 def kill_mid_backlog(suite, name: str, service: str) -> dict:
