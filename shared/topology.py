@@ -121,12 +121,13 @@ class Topology:
         channel.exchange_declare(self.dead_letter_exchange, "direct", durable=True)
         channel.exchange_declare(self.partner_sales_exchange, "fanout", durable=True)
         for queue, (exchange, routing_keys) in self.work_queues().items():
-            self._declare_work_queue(channel, queue)
-            for key in routing_keys:
-                channel.queue_bind(queue, exchange, routing_key=key)
+            # The DLQ first: once a work queue exists, where its dead letters go exists too.
             dlq = self.dead_letter_queue_of(queue)
             channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
             channel.queue_bind(dlq, self.dead_letter_exchange, routing_key=queue)
+            self._declare_work_queue(channel, queue)
+            for key in routing_keys:
+                channel.queue_bind(queue, exchange, routing_key=key)
 
     def _declare_work_queue(self, channel, queue: str) -> None:
         """Declared on a channel of its own: a queue made by an older version with another
