@@ -19,6 +19,7 @@ from shared import names, throttle
 from shared.auth import client_address, service_only, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.db import utc_now
+from shared.idempotency import idempotent
 from shared.problems import Problem
 from shared.web import database, list_of, settings
 
@@ -254,6 +255,7 @@ def _access(session, customer_number: str, right: str | None = None, write: bool
 # --- registration -------------------------------------------------------------------------
 @accounts_api.route("/registrations")
 class Registrations(MethodView):
+    @idempotent
     @accounts_api.arguments(RegistrationSchema)
     @accounts_api.response(202, RegistrationAnswerSchema)
     def post(self, body):
@@ -507,6 +509,7 @@ class Members(MethodView):
                 "next": None,
             }
 
+    @idempotent
     @signed_in
     @profiles_api.arguments(NewMemberSchema)
     @profiles_api.response(201, MemberSchema)
