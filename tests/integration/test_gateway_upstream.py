@@ -90,6 +90,12 @@ def test_sign_in_while_identity_is_down_is_503_not_401(gateway_for):
     assert response.status_code == 503
 
 
+def test_sign_in_while_identity_hangs_is_503_no_session_was_opened(gateway_for, hanging_service):
+    client = gateway_for(identity=hanging_service)
+    response = client.post("/api/v1/sessions", json={"email": "a@example.com", "password": "whatever-password"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+
+
 def test_paths_no_service_owns_are_404(gateway_for):
     response = gateway_for().get("/api/v1/definitely-not-routed")
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
