@@ -17,12 +17,13 @@ it, inserts the key's row with `INSERT ... ON CONFLICT DO NOTHING` (on PostgreSQ
 request with the same key waits there until the first one's transaction ends, then sees its
 row; on SQLite the row takes the database's write lock), and runs the whole view with every
 `database().unit_of_work()` joined to that transaction as a savepoint (`Database.joined`).
-A `2xx` answer is stored on the row (status, body, `Content-Type` and `Location`) and
-committed with what the view made. Any other answer, or an exception, gives the key back: its
-row is deleted and what the view's own units of work committed is kept, as without a key
-(a failed attempt's throttle count, for one, must stay); what they rolled back stays rolled
-back. A row older than `LIFETIME` does not replay: it is replaced. Every claim also deletes
-up to `PURGE_BATCH` expired rows (oldest first, skipping rows another transaction holds).
+A `2xx` answer is stored on the row (status, body sealed with the service's secret as it may
+hold a secret shown once, `Content-Type` and `Location`) and committed with what the view
+made. Any other answer, or an exception, gives the key back: its row is deleted and what the
+view's own units of work committed is kept, as without a key (a failed attempt's throttle
+count, for one, must stay); what they rolled back stays rolled back. A row older than
+`LIFETIME` does not replay: it is replaced. Every claim also deletes up to `PURGE_BATCH`
+expired rows (oldest first, skipping rows another transaction holds).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import hmac
 import json
 import logging
 import re
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app, request
@@ -136,6 +139,44 @@ def reused() -> Problem:
     )
 
 
+# --- sealed answers -------------------------------------------------------------------------
+# An answer may hold a secret shown once (a partner's new API key: licensing keeps only its
+# SHA-256): what is kept for replays is encrypted and authenticated with keys derived from the
+# service's secret (HMAC-SHA256 as the keystream, counter mode, then HMAC-SHA256 over nonce and
+# ciphertext), so a read of the database or of a backup learns nothing from it.
+_NONCE, _TAG = 16, 32
+
+
+def _derived(secret: str, purpose: bytes) -> bytes:
+    return hmac.new(secret.encode(), b"idempotency-answer-" + purpose, hashlib.sha256).digest()
+
+
+def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
+    blocks = (hmac.new(key, nonce + n.to_bytes(8, "big"), hashlib.sha256).digest() for n in range(-(-length // 32)))
+    return b"".join(blocks)[:length]
+
+
+def _xor(data: bytes, stream: bytes) -> bytes:
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
+
+
+def seal(secret: str, plain: bytes) -> bytes:
+    nonce = secrets.token_bytes(_NONCE)
+    sealed = nonce + _xor(plain, _keystream(_derived(secret, b"encryption"), nonce, len(plain)))
+    return sealed + hmac.new(_derived(secret, b"authentication"), sealed, hashlib.sha256).digest()
+
+
+def unseal(secret: str, data: bytes | None) -> bytes | None:
+    """The sealed answer, or None for one sealed with another secret (or altered)."""
+    if data is None or len(data) < _NONCE + _TAG:
+        return None
+    sealed, tag = bytes(data[:-_TAG]), bytes(data[-_TAG:])
+    if not hmac.compare_digest(tag, hmac.new(_derived(secret, b"authentication"), sealed, hashlib.sha256).digest()):
+        return None
+    nonce, cipher = sealed[:_NONCE], sealed[_NONCE:]
+    return _xor(cipher, _keystream(_derived(secret, b"encryption"), nonce, len(cipher)))
+
+
 # --- the table ------------------------------------------------------------------------------
 def purge(connection: Connection, now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
     """Delete up to `batch` rows past their lifetime, oldest first; how many went."""
@@ -151,9 +192,22 @@ def purge(connection: Connection, now: datetime | None = None, batch: int = PURG
     return connection.execute(delete(table).where(tuple_(table.c.caller, table.c.key).in_(expired))).rowcount
 
 
-def claim(connection: Connection, who: str, key: str, print_: str, now: datetime | None = None):
+@dataclass(frozen=True)
+class Earlier:
+    """The answer kept for an earlier request with the key."""
+
+    fingerprint: str
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def claim(
+    connection: Connection, who: str, key: str, print_: str, secret: str, now: datetime | None = None
+) -> Earlier | None:
     """Take the key for this request in `connection`'s transaction: None when it is ours now,
-    else the row of the earlier request (committed, answered, within its lifetime)."""
+    else the earlier request's answer (committed, within its lifetime). A row whose answer
+    cannot be unsealed (the secret changed) counts as expired."""
     now = now or utc_now()
     table = idempotency_keys
     this = (table.c.caller == who) & (table.c.key == key)
@@ -169,24 +223,25 @@ def claim(connection: Connection, who: str, key: str, print_: str, now: datetime
         earlier = connection.execute(select(table).where(this)).one_or_none()
         if earlier is None:
             continue  # given back or purged since the insert: try again
-        if earlier.status is not None and as_utc(earlier.created_at) + LIFETIME > now:
-            return earlier
+        body = unseal(secret, earlier.body) if earlier.status is not None else None
+        if body is not None and as_utc(earlier.created_at) + LIFETIME > now:
+            return Earlier(earlier.fingerprint, earlier.status, body, json.loads(earlier.headers or "{}"))
         connection.execute(delete(table).where(this))  # expired: it is replaced
     raise RuntimeError(f"could not claim Idempotency-Key {key!r}")
 
 
-def record(connection: Connection, who: str, key: str, response) -> None:
+def record(connection: Connection, who: str, key: str, response, secret: str) -> None:
     kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
     connection.execute(
         idempotency_keys.update()
         .where((idempotency_keys.c.caller == who) & (idempotency_keys.c.key == key))
-        .values(status=response.status_code, body=response.get_data(), headers=json.dumps(kept))
+        .values(status=response.status_code, body=seal(secret, response.get_data()), headers=json.dumps(kept))
     )
 
 
-def replay(earlier):
-    response = current_app.response_class(earlier.body or b"", status=earlier.status)
-    for name, value in json.loads(earlier.headers or "{}").items():
+def replay(earlier: Earlier):
+    response = current_app.response_class(earlier.body, status=earlier.status)
+    for name, value in earlier.headers.items():
         response.headers[name] = value
     response.headers[REPLAYED] = "true"
     return response
@@ -225,11 +280,11 @@ def idempotent(view):
         key = request_key()
         if key is None:
             return view(*args, **kwargs)
-        database = current_app.extensions["database"]
-        who, print_ = caller(), fingerprint(current_app.extensions["settings"].require_secret())
+        database, secret = current_app.extensions["database"], current_app.extensions["settings"].require_secret()
+        who, print_ = caller(), fingerprint(secret)
         with database.engine.connect() as connection:
             transaction = connection.begin()
-            earlier = claim(connection, who, key, print_)
+            earlier = claim(connection, who, key, print_, secret)
             if earlier is not None:
                 transaction.commit()  # the purge
                 if earlier.fingerprint != print_:
@@ -244,7 +299,7 @@ def idempotent(view):
             if not 200 <= response.status_code < 300:
                 _give_back(connection, transaction, who, key)
                 return response
-            record(connection, who, key, response)
+            record(connection, who, key, response, secret)
             transaction.commit()
             return response
 

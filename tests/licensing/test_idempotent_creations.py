@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from shared import idempotency
 from shared.db import utc_now
+from tests.conftest import TEST_SECRET
 from tests.licensing.conftest import ADDRESS, sale
 from tests.support import assert_idempotent_creation
 
@@ -211,3 +212,20 @@ def test_the_purge_is_bounded(licensing):
         assert idempotency.purge(connection) == idempotency.PURGE_BATCH
     with licensing.database.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(keys)) == 250 - idempotency.PURGE_BATCH
+
+
+def test_a_new_api_key_is_kept_for_replays_only_sealed(licensing):
+    """licensing keeps a partner's API keys as SHA-256: the answer kept for a replay (which
+    shows the key again) is encrypted with the service's secret, and authenticated."""
+    headers = {"Idempotency-Key": "p-1"}
+    first = licensing.staff("POST", "/api/v1/admin/partners", {"name": "Partner Jih"}, headers=headers)
+    api_key = first.get_json()["api_key"]
+    with licensing.database.unit_of_work() as session:
+        [stored] = session.execute(select(idempotency.idempotency_keys.c.body)).scalars().all()
+    assert api_key.encode() not in stored and b"Partner Jih" not in stored
+    assert idempotency.unseal(TEST_SECRET, stored) == first.get_data()
+    assert idempotency.unseal("another-secret-" + "y" * 40, stored) is None
+    altered = stored[:20] + bytes([stored[20] ^ 1]) + stored[21:]
+    assert idempotency.unseal(TEST_SECRET, altered) is None
+    again = licensing.staff("POST", "/api/v1/admin/partners", {"name": "Partner Jih"}, headers=headers)
+    assert again.get_json()["api_key"] == api_key and again.headers["Idempotent-Replayed"] == "true"
