@@ -78,3 +78,26 @@ def test_forum_creations_with_an_idempotency_key_are_made_once(any_forum, case):
         stranger_request=stranger_request,
     )
     print(f"\nidempotent [{case.__name__}, {any_forum.database.engine.dialect.name}]: {figures}")
+
+
+def test_ten_concurrent_requests_with_one_key_make_one_topic(any_forum):
+    import threading
+
+    category = any_forum.category()
+    jana = any_forum.person("Jana Nováková")
+    request = ("/api/v1/forum/topics", {"category_id": category, "title": "Záloha", "body": "Dotaz"})
+    send, answers, barrier = _sender(any_forum), [], threading.Barrier(10)
+
+    def post():
+        barrier.wait()
+        answers.append(send(jana, request, "one-key"))
+
+    threads = [threading.Thread(target=post) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [a.status_code for a in answers] == [201] * 10
+    assert len({a.get_data() for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 9
+    assert _counter(any_forum, Topic)() == 1
