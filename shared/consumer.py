@@ -12,9 +12,14 @@ batch fails, the transaction is rolled back (nothing of it was applied, nothing 
 its messages are applied one by one as above, so a failing message takes no batch-mate down
 with it: the others are applied once, it alone is retried and dead-lettered.
 
-A handler that raises is retried (the message is requeued, the broker counts deliveries)
-until `MAX_DELIVERY_ATTEMPTS`; then the message is copied to the DLQ with the reason in its
-headers and acked, so the queue keeps flowing. A database that is down is not the message's
+A handler that raises is retried (the message is requeued) until it has failed
+`MAX_DELIVERY_ATTEMPTS` times; then the message is copied to the DLQ with the reason in its
+headers and acked, so the queue keeps flowing. The failures are counted by us, in the
+service's database (`consumer_failures`), not by the broker: its delivery count also grows
+with every crash of a consumer and every broker outage, which say nothing about the message
+(its `x-delivery-limit`, far higher, only stops a message that kills the consumer each time).
+The ack comes after the commit and outside the handler's error path: a connection lost
+between the two is a reconnect, never a failure of the message. A database that is down is not the message's
 fault: the consumer holds the message and waits for the database instead of burning attempts.
 
 Handlers are declared per service (`<service>/handlers.py`: `HANDLERS = {type: function}`)
@@ -29,29 +34,34 @@ must be idempotent by itself and raise `Poison` for a message that can never be 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pika
 import pika.exceptions
 from marshmallow import ValidationError
+from sqlalchemy import delete
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared import amqp, logs
 from shared.config import Settings
-from shared.db import Database, insert_or_skip
+from shared.db import Database, insert_or_skip, upsert
 from shared.events import Event, UnknownEvent, parse_envelope
 from shared.heartbeat import Heartbeat
-from shared.messaging import inbox
+from shared.messaging import consumer_failures, inbox
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Event], None]
+
+# How long the failure count of a message that went through in the end is kept.
+FAILURES_KEPT = timedelta(days=7)
 
 
 class Poison(Exception):
@@ -168,19 +178,15 @@ class EventConsumer:
                 self._on_message(channel, method, properties, body)
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
-        attempt = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
         while True:
             try:
                 self.handle(properties, body)
-                channel.basic_ack(method.delivery_tag)
-                return
             except Poison as error:
                 self._dead_letter(channel, method, properties, body, str(error))
                 return
             except DBAPIError as error:
                 if self._database_reachable():
-                    reason = f"{type(error).__name__}: {error}"
-                    log.exception("handler failed on the database (attempt %d)", attempt)
+                    failure = error
                     break
                 # Our database is away: keep the message and wait for it rather than
                 # spending the message's attempts on an outage.
@@ -190,15 +196,87 @@ class EventConsumer:
                     channel.basic_nack(method.delivery_tag, requeue=True)
                     return
             except Exception as error:  # a handler bug or bad data: counted, then DLQ
-                reason = f"{type(error).__name__}: {error}"
-                log.exception("handler failed (attempt %d)", attempt)
+                failure = error
                 break
-        if attempt >= self.settings.max_delivery_attempts:
-            self._dead_letter(channel, method, properties, body, f"failed {attempt} times; last: {reason}")
+            else:
+                # Applied and committed. Settled outside the handler's error path: a connection
+                # lost now is no failure of the message; it goes to run_forever, which
+                # reconnects, and the redelivery is a duplicate the inbox recognises.
+                channel.basic_ack(method.delivery_tag)
+                return
+        reason = f"{type(failure).__name__}: {failure}"
+        failures = self._count_failure(properties, body, reason)
+        log.error("handler failed (failure %d of %d)", failures, self.settings.max_delivery_attempts, exc_info=failure)
+        if failures >= self.settings.max_delivery_attempts:
+            self._dead_letter(channel, method, properties, body, f"failed {failures} times; last: {reason}")
+            self._forget_failures(properties, body)
         else:
             # Give a transient cause a moment before the redelivery.
-            self._connection.sleep(min(0.1 * 2 ** (attempt - 1), 2.0))
+            self._connection.sleep(min(0.1 * 2 ** (failures - 1), 2.0))
             channel.basic_nack(method.delivery_tag, requeue=True)
+
+    # --- the handler's failures, counted by us --------------------------------------------
+    @staticmethod
+    def _message_key(properties: pika.BasicProperties, body: bytes) -> str:
+        """A redelivery of the same message has the same key; partners' message ids may
+        repeat across partners, so the publisher's broker user is part of it."""
+        digest = hashlib.sha256()
+        for part in (properties.user_id or "", properties.message_id or ""):
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(body)
+        return digest.hexdigest()
+
+    def _count_failure(self, properties: pika.BasicProperties, body: bytes, reason: str) -> int:
+        """One more handler failure of this message, in a transaction of its own (the handler's
+        was rolled back); returns how many there have been. The broker's x-delivery-count is
+        no measure: redeliveries after a crash or a broker outage count there too. If even
+        this write fails, it is taken for a first failure: retried, never dead-lettered uncounted."""
+        key = {"consumer": self.name, "message_key": self._message_key(properties, body)}
+        now = datetime.now(UTC)
+        table = consumer_failures
+        statement = (
+            upsert(self.database.engine.dialect.name, table)
+            .values(**key, failures=1, last_error=reason[:2000], last_failed_at=now)
+            .returning(table.c.failures)
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.consumer, table.c.message_key],
+            set_={
+                "failures": table.c.failures + 1,
+                "last_error": statement.excluded.last_error,
+                "last_failed_at": statement.excluded.last_failed_at,
+            },
+        )
+        try:
+            with self.database.unit_of_work() as session:
+                return int(session.connection().execute(statement).scalar_one())
+        except DBAPIError as error:
+            log.warning("could not count the handler's failure: %s", error.orig)
+            return 1
+
+    def _forget_failures(self, properties: pika.BasicProperties, body: bytes) -> None:
+        key = self._message_key(properties, body)
+        try:
+            with self.database.unit_of_work() as session:
+                session.execute(
+                    delete(consumer_failures).where(
+                        consumer_failures.c.consumer == self.name, consumer_failures.c.message_key == key
+                    )
+                )
+        except DBAPIError as error:
+            log.warning("could not clear the failure count of a dead-lettered message: %s", error.orig)
+
+    def forget_old_failures(self, older_than: timedelta = FAILURES_KEPT) -> int:
+        """Counts of messages that failed and then went through are kept this long (a row
+        costs nothing in the hot path: only a failure writes one), then purged at start."""
+        with self.database.unit_of_work() as session:
+            purged = session.execute(
+                delete(consumer_failures).where(
+                    consumer_failures.c.consumer == self.name,
+                    consumer_failures.c.last_failed_at < datetime.now(UTC) - older_than,
+                )
+            )
+            return purged.rowcount or 0
 
     def _dead_letter(self, channel, method, properties, body: bytes, reason: str) -> None:
         """Copy the message to our DLQ with the reason, then ack the original."""
@@ -246,6 +324,10 @@ class EventConsumer:
     def run_forever(self) -> None:
         backoff = amqp.Backoff()
         log.info("consumer %s started on %s", self.name, self.queue)
+        try:
+            self.forget_old_failures()
+        except DBAPIError as error:  # a database still starting: the next start purges them
+            log.warning("could not purge old failure counts: %s", error.orig)
         while not self.stopping.is_set():
             try:
                 self._connection = amqp.connect(self.settings.amqp_url, f"{self.name}-consumer")

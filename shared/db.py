@@ -44,6 +44,12 @@ def insert_or_skip(dialect_name: str, table, **conflict):
     return dialect.insert(table).on_conflict_do_nothing(**conflict)
 
 
+def upsert(dialect_name: str, table):
+    """`INSERT` with `.on_conflict_do_update(...)` available, PostgreSQL's or SQLite's."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -5,8 +5,11 @@
   publishing never loses an event nobody listens to yet.
 - one durable quorum queue per consuming service, `<consumer>.events`, bound to the types the
   catalogue lists for it, dead-lettering into `cc.dead-letters` and from there into
-  `<consumer>.events.dlq`; `x-delivery-limit` is the broker's backstop against a message that
-  crashes its consumer over and over.
+  `<consumer>.events.dlq`. Which message is poison is the consumer's call: it counts the
+  handler's own failures (shared/consumer.py) and dead-letters after `MAX_DELIVERY_ATTEMPTS`.
+  The broker's `x-delivery-limit` counts every delivery, redeliveries after a consumer crash
+  or a broker outage too, so it sits far above that: only the backstop against a message that
+  kills its consumer process each time.
 - `cc.partner-sales`: durable fanout exchange the partners' systems publish their sales to,
   each with a broker user of its own that may write to this exchange and nothing else (see
   the README); it feeds the quorum queue `licensing.partner-sales`, which dead-letters into
@@ -20,13 +23,19 @@ The names carry `EVENTS_NAMESPACE` as a prefix so test runs are isolated from ea
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+import pika.exceptions
 
 from shared.events import catalogue
 
+log = logging.getLogger(__name__)
+
 # The broker gives up on a message after this many deliveries even if no consumer could
-# record the failure (e.g. it crashed each time); the consumer's own limit is lower.
-BROKER_DELIVERY_LIMIT = 20
+# record a failure (it crashed each time). Crashes and outages spend it too, so it is far
+# above the consumer's own count of handler failures (MAX_DELIVERY_ATTEMPTS, 5 by default).
+BROKER_DELIVERY_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -112,12 +121,32 @@ class Topology:
         channel.exchange_declare(self.dead_letter_exchange, "direct", durable=True)
         channel.exchange_declare(self.partner_sales_exchange, "fanout", durable=True)
         for queue, (exchange, routing_keys) in self.work_queues().items():
-            channel.queue_declare(queue, durable=True, arguments=self.dead_lettering_arguments(queue))
+            self._declare_work_queue(channel, queue)
             for key in routing_keys:
                 channel.queue_bind(queue, exchange, routing_key=key)
             dlq = self.dead_letter_queue_of(queue)
             channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
             channel.queue_bind(dlq, self.dead_letter_exchange, routing_key=queue)
+
+    def _declare_work_queue(self, channel, queue: str) -> None:
+        """Declared on a channel of its own: a queue made by an older version with another
+        `x-delivery-limit` refuses the declaration (406) and closes the channel. Such a queue
+        keeps working as it is (the consumer's own count still decides what is poison); the
+        runbook says how to re-create it with the new limit."""
+        side = channel.connection.channel()
+        try:
+            side.queue_declare(queue, durable=True, arguments=self.dead_lettering_arguments(queue))
+        except pika.exceptions.ChannelClosedByBroker as refused:
+            if refused.reply_code != 406 or "x-delivery-limit" not in str(refused.reply_text):
+                raise
+            log.warning(
+                "queue %s keeps the delivery limit it was made with (%s); re-create it to get %d (see the runbook)",
+                queue,
+                refused.reply_text,
+                BROKER_DELIVERY_LIMIT,
+            )
+        else:
+            side.close()
 
     def delete(self, channel) -> None:
         """Remove everything `declare` made (tests clean up their namespace with it)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,17 @@ TOUCH_EVERY = timedelta(seconds=60)
 _SESSIONS = Session.__table__
 _FIND = select(_SESSIONS).where(_SESSIONS.c.token_hash == bindparam("token_hash"))
 _INSERT = _SESSIONS.insert()
+# A session token is `secrets.token_urlsafe(TOKEN_BYTES)`: exactly this shape. Anything else
+# (a partner's API key `cc_<id>_<secret>`, a stray cookie) cannot be a session of ours and is
+# never looked up, so requests that need no session never touch the gateway's database: the
+# partner API and the update check keep working while it is away.
+TOKEN_BYTES = 32
+_TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{len(secrets.token_urlsafe(TOKEN_BYTES))}}}\Z")
+
+
+def could_be_session_token(token: str) -> bool:
+    """Whether `token` has the shape of the tokens `SessionStore.open` hands out."""
+    return _TOKEN_SHAPE.match(token) is not None
 
 
 def token_hash(token: str) -> str:
@@ -61,7 +73,7 @@ class SessionStore:
         self.absolute = timedelta(seconds=absolute_timeout)
 
     def open(self, user: dict) -> tuple[str, Session]:
-        token = secrets.token_urlsafe(32)
+        token = secrets.token_urlsafe(TOKEN_BYTES)
         now = utc_now()
         row = {
             "id": str(uuid.uuid4()),
@@ -83,7 +95,10 @@ class SessionStore:
 
     def find(self, token: str) -> Row | None:
         """The live session for this token, or None. Read fresh from the database on every
-        call (no cache), so a sign-out in any worker takes effect on the next request."""
+        call (no cache), so a sign-out in any worker takes effect on the next request; a token
+        that cannot be one of ours (`could_be_session_token`) is None without asking it."""
+        if not could_be_session_token(token):
+            return None
         now = utc_now()
         with self.database.engine.connect() as connection:
             row = connection.execute(_FIND, {"token_hash": token_hash(token)}).first()

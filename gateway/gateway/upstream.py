@@ -231,13 +231,24 @@ class Upstream:
             raise
         return answer
 
-    def call(self, service: str, method: str, path: str, json_body=None, principal: Principal | None = GATEWAY, **kw):
+    def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        json_body=None,
+        principal: Principal | None = GATEWAY,
+        headers: dict[str, str] | None = None,
+        **kw,
+    ):
+        """A JSON call; `headers` are sent too (the portal's `Idempotency-Key`)."""
         import json
 
         body = None if json_body is None else json.dumps(json_body).encode()
-        headers = (
+        all_headers = (
             {"Content-Type": "application/json", "Accept": "application/json"}
             if body is not None
             else {"Accept": "application/json"}
         )
-        return self.request(service, method, path, body=body, headers=headers, principal=principal, **kw)
+        all_headers.update(headers or {})
+        return self.request(service, method, path, body=body, headers=all_headers, principal=principal, **kw)

@@ -1,5 +1,6 @@
 """One suite of real processes (the Procfile's) for the whole folder, on PostgreSQL databases
-of its own, with licensing's database reached through a proxy the tests can cut.
+of its own, with licensing's and the gateway's databases reached through proxies the tests can
+cut.
 
 Each test breaks one thing, undoes it, lets the system settle and reconciles. After each
 test, whatever it left broken is put right (a process it stopped is started again, as
@@ -26,24 +27,37 @@ def mailbox():
     inbox.stop()
 
 
+def _database_link(postgres_url: str) -> TcpProxy:
+    parts = urlsplit(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
+    return TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+
+
 @pytest.fixture(scope="package")
 def licensing_link(postgres_url):
     """The TCP proxy between licensing (web, relay, consumer, partner inbox) and PostgreSQL."""
-    parts = urlsplit(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    proxy = _database_link(postgres_url)
     yield proxy
     proxy.stop()
 
 
 @pytest.fixture(scope="package")
-def suite(amqp_url, new_database, tmp_path_factory, mailbox, licensing_link):
+def gateway_link(postgres_url):
+    """The TCP proxy between the gateway (its session store) and PostgreSQL."""
+    proxy = _database_link(postgres_url)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="package")
+def suite(amqp_url, new_database, tmp_path_factory, mailbox, licensing_link, gateway_link):
     BrokerControl(amqp_url)  # the scenarios stop the broker or ask rabbitmqctl: skipped without it
     direct: dict[str, str] = {}
+    links = {"licensing": licensing_link, "gateway": gateway_link}
 
     def database(component: str) -> str:
         url = new_database(component)
         direct[component] = url
-        return licensing_link.url_for(url) if component == "licensing" else url
+        return links[component].url_for(url) if component in links else url
 
     with running_suite(
         amqp_url,
@@ -58,6 +72,7 @@ def suite(amqp_url, new_database, tmp_path_factory, mailbox, licensing_link):
     ) as suite:
         suite.direct_database_urls = direct
         suite.licensing_link = licensing_link
+        suite.gateway_link = gateway_link
         yield suite
 
 
@@ -91,9 +106,9 @@ def put_right_what_a_test_broke(request):
     suite = request.node.funcargs.get("suite")
     if suite is None:
         return
-    link = suite.licensing_link
-    if link.is_cut:
-        link.restore()
+    for link in (suite.licensing_link, suite.gateway_link):
+        if link.is_cut:
+            link.restore()
     _rename_back_entitlements(suite)
     for name in suite.entries:
         process = suite.processes.get(name)

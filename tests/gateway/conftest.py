@@ -56,7 +56,7 @@ class FakeServices:
     `answer()` scripts one answer, `down` makes every service but the credentials check 503.
 
     `calls` keeps (method, path, body, principal) of each call; `requests` the whole call:
-    service, method, path, body, query."""
+    service, method, path, body, query, headers (those the portal adds, e.g. Idempotency-Key)."""
 
     def __init__(self):
         self.calls: list[tuple[str, str, dict | None, object]] = []
@@ -74,10 +74,18 @@ class FakeServices:
     def asked(self, method: str, path: str) -> list[SimpleNamespace]:
         return [r for r in self.requests if (r.method, r.path) == (method, path)]
 
-    def call(self, service, method, path, json_body=None, principal=None, query="", **_):
+    def call(self, service, method, path, json_body=None, principal=None, query="", headers=None, **_):
         self.calls.append((method, path, json_body, principal))
         self.requests.append(
-            SimpleNamespace(service=service, method=method, path=path, body=json_body, query=query, principal=principal)
+            SimpleNamespace(
+                service=service,
+                method=method,
+                path=path,
+                body=json_body,
+                query=query,
+                principal=principal,
+                headers=dict(headers or {}),
+            )
         )
         if self.down and path != CREDENTIALS_PATH:
             raise Problem(503, "service-unavailable", headers={"Retry-After": "5"})
@@ -91,7 +99,9 @@ class FakeServices:
         `Upstream` raises when it cannot connect."""
         path, _mark, in_path = path.partition("?")
         if (method, path) not in self.scripted and service not in self.defaults and service != "identity":
-            self.requests.append(SimpleNamespace(service=service, method=method, path=path, body=None, query=in_path))
+            self.requests.append(
+                SimpleNamespace(service=service, method=method, path=path, body=None, query=in_path, headers={})
+            )
             raise Problem(503, "service-unavailable", headers={"Retry-After": "5"})
         return self.call(service, method, path, json.loads(body) if body else None, principal, query or in_path)
 

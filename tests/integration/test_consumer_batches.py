@@ -118,6 +118,12 @@ def test_a_failing_message_leaves_its_batch_mates_applied_once_and_is_retried_al
     assert applied(identity_db) == sorted([first["id"], last["id"]])
     assert profiles(identity_db) == ["100701", "100703"]
 
+    # Failures between its first and its last one, alone.
+    for tag in range(10, 10 + ATTEMPTS - 2):
+        channel = RecordingChannel()
+        consumer._on_deliveries(channel, [delivery(tag, poison, delivered_before=tag)])
+        assert channel.said == [("nack", tag, True)]
+
     # Its last attempt, redelivered among new messages and a redelivery of one applied already.
     channel = RecordingChannel()
     newer = customer_created(4)
@@ -131,6 +137,17 @@ def test_a_failing_message_leaves_its_batch_mates_applied_once_and_is_retried_al
     assert rest == [("ack", 4, False), ("ack", 5, False), ("ack", 6, False)]  # the poison's after its copy
     assert applied(identity_db) == sorted([first["id"], last["id"], newer["id"]])
     assert profiles(identity_db) == ["100701", "100703", "100704"]
+
+
+def test_deliveries_the_broker_counted_are_no_failures_of_the_handler(consumer, identity_db):
+    """A message redelivered many times after consumer crashes has its whole budget: only the
+    handler's own failures count (`consumer_failures`), not the broker's x-delivery-count."""
+    poison = customer_created(7, POISONED_NAME)
+    channel = RecordingChannel()
+
+    consumer._on_deliveries(channel, [delivery(7, poison, delivered_before=40)])
+
+    assert channel.said == [("nack", 7, True)]  # retried, not dead-lettered on its first failure
 
 
 def test_a_malformed_message_in_a_batch_is_dead_lettered_and_the_others_applied(consumer, identity_db):

@@ -185,7 +185,8 @@ def test_a_malformed_message_goes_to_the_dlq_at_once(amqp_url, namespace, settin
     consumer = EventConsumer(settings_for("identity", identity_db.url), IDENTITY_HANDLERS, identity_db)
     topology = Topology(namespace)
     with Background(consumer):
-        wait_until(lambda: _queue_exists(amqp_url, topology.queue("identity")))
+        # The DLQ is declared after its queue: wait for it, or the copy would find no queue.
+        wait_until(lambda: _queue_exists(amqp_url, topology.dead_letter_queue("identity")))
         publish_raw(amqp_url, topology.events_exchange, "licensing.customer.created", b"{not json")
         wait_until(lambda: queue_depth(amqp_url, topology.dead_letter_queue("identity")) == 1)
     [(headers, body)] = drain(amqp_url, topology.dead_letter_queue("identity"))

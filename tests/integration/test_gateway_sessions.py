@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from gateway.models import Session
-from gateway.sessions import SessionStore, token_hash
+from gateway.sessions import SessionStore, could_be_session_token, token_hash
 from sqlalchemy import select
 
 from shared import migrations
@@ -49,3 +49,16 @@ def test_closing_a_session_works_at_once(tmp_path):
     token, session = sessions.open(USER)
     sessions.close(session.id)
     assert sessions.find(token) is None
+
+
+def test_what_cannot_be_a_session_token_is_never_looked_up(tmp_path):
+    """A partner's API key, a stray cookie or an empty bearer is no session: the store answers
+    None without its database (which may be away: the partner API must not notice)."""
+    sessions = store(tmp_path, 60, 3600)
+    token, _ = sessions.open(USER)
+    sessions.database.engine.dispose()
+    sessions.database = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")  # unreachable
+    partner_key = "cc_0123456789abcdef_" + token  # licensing's shape: cc_<key id>_<secret>
+    for not_a_token in (partner_key, "", "x" * 42, "x" * 44, token + "\n", token[:-1] + "."):
+        assert sessions.find(not_a_token) is None
+    assert could_be_session_token(token)

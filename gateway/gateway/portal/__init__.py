@@ -7,7 +7,9 @@ profiles.py the pages of one customer profile (users and rights, addresses and d
 licensing.py its licenses and product registration; distribution.py its downloads, download
 history, documents and news (markdown.py: their texts as safe minimal Markdown); forum.py the
 forum's pages. calls.py is how they all ask the services and turn their problem+json answers
-into messages.
+into messages; every form there that creates something carries a fresh idempotency key per
+rendering (`calls.IDEMPOTENCY_FIELD`), sent on as `Idempotency-Key`, so the same form sent twice
+creates one thing (forms.js also sends such a form once in the browser).
 `i18n.init_app` sets up Flask-Babel (Czech by default, English on request). Sign-in uses
 the same function as the sessions API (`gateway.api.sign_in`); the portal holds no state
 of its own beyond the language and profile cookies and a short-lived form token (forms.py).

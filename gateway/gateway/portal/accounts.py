@@ -90,7 +90,9 @@ def register():
     values["company_id"] = values["company_id"].replace(" ", "")
     if not forms.valid(request):
         return _register_page(values, EXPIRED_FORM, **_expired_form())
-    answer = calls.call("POST", "/api/v1/registrations", values | {"password": request.form.get("password", "")})
+    answer = calls.call(
+        "POST", "/api/v1/registrations", values | {"password": request.form.get("password", "")}, idempotent=True
+    )
     if answer.ok:
         return redirect(url_for("portal.registration_sent"), 303)
     return _register_page(values, answer.status, answer.headers, **_failure(answer))
@@ -161,7 +163,7 @@ def password_reset():
     email = request.form.get("email", "").strip()
     if not forms.valid(request):
         return _reset_page("ask", EXPIRED_FORM, email=email, **_expired_form())
-    answer = calls.call("POST", "/api/v1/password-resets", {"email": email})
+    answer = calls.call("POST", "/api/v1/password-resets", {"email": email}, idempotent=True)
     if answer.ok:
         return _reset_page("sent", email=email)
     return _reset_page("ask", answer.status, answer.headers, email=email, **_failure(answer))
@@ -183,9 +185,10 @@ def _reset_with_token(token: str) -> Response:
 
 
 def _reset_page(state: str, status=200, headers=None, *, token="", email="", message=None, errors=None):
-    return form_page(
+    return _state_page(
         "portal/password_reset.html",
         "portal.password_reset",
+        state in ("ask", "new-password"),
         status,
         headers,
         state=state,
@@ -223,7 +226,7 @@ def invitation():
     if not forms.valid(request):
         return _invitation_page(state, EXPIRED_FORM, token=token, **_expired_form())
     body = {"token": token} | ({"password": request.form.get("password", "")} if with_password else {})
-    answer = calls.call("POST", "/api/v1/invitations/accept", body)
+    answer = calls.call("POST", "/api/v1/invitations/accept", body, idempotent=True)
     if answer.ok:
         return _invitation_page("joined" if answer.body.get("status") == "joined" else "done")
     if answer.status == 410:
@@ -236,9 +239,10 @@ def invitation():
 
 
 def _invitation_page(state: str, status=200, headers=None, *, token="", company=None, message=None, errors=None):
-    return form_page(
+    return _state_page(
         "portal/invitation.html",
         "portal.invitation",
+        state in ("ask", "join"),
         status,
         headers,
         state=state,
@@ -247,6 +251,15 @@ def _invitation_page(state: str, status=200, headers=None, *, token="", company=
         message=message,
         errors=errors or {},
     )
+
+
+def _state_page(template: str, endpoint: str, with_form: bool, status, headers, **context) -> Response:
+    """A page of states, some with a form: only those pair a new form token with its cookie. One
+    without (the answer to a sent form) leaves the cookie as it is, so the same form sent again
+    (a double click, a reload) is still valid and gets the same answer (its idempotency key)."""
+    if with_form:
+        return form_page(template, endpoint, status, headers, **context)
+    return page(template, status, headers, **context)
 
 
 # --- my account -----------------------------------------------------------------------------

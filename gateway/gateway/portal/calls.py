@@ -10,6 +10,7 @@ the navigation shows only what their rights in the current profile allow.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
@@ -28,6 +29,12 @@ from shared.problems import TYPE_PREFIX, Problem
 PROFILE_COOKIE = "cc_profile"
 PROFILE_COOKIE_MAX_AGE = 365 * 24 * 3600
 RIGHTS = ("licenses", "downloads", "documents", "news", "contacts", "users")
+# Every form that creates something carries a random key per rendering in this hidden field;
+# its POST sends it on as `Idempotency-Key` (api.md, "Retries"): the service answers a second
+# sending of the same form with its first answer (`Idempotent-Replayed: true`), creating nothing.
+IDEMPOTENCY_FIELD = "idempotency_key"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass
@@ -74,12 +81,31 @@ def principal() -> Principal:
 
 
 def call(
-    method: str, path: str, body: dict | None = None, query: dict | None = None, service: str | None = None
+    method: str,
+    path: str,
+    body: dict | None = None,
+    query: dict | None = None,
+    service: str | None = None,
+    idempotent: bool = False,
 ) -> Answer:
     """Call the service that owns `path` (routes.py, unless `service` names it) as the caller.
-    A service that is down is an `Answer(503)`, not an error: a form shows it as its message."""
+    A service that is down is an `Answer(503)`, not an error: a form shows it as its message.
+    `idempotent`: a form that creates something sends its rendering's key (`sent_idempotency_key`)
+    as `Idempotency-Key`, so the same form sent twice creates one thing and answers alike."""
     service = service or service_for(path) or "identity"
     arguments = {"query": urlencode(query)} if query else {}
+    key = sent_idempotency_key() if idempotent else None
+    if key:
+        arguments["headers"] = {IDEMPOTENCY_HEADER: key}
+    answer = _call(service, method, path, body, arguments)
+    if key and answer.status >= 500:
+        # Refused (503) or unanswered (504: it may have been made): the form shown again keeps
+        # its key, so sending it again is safe either way (api.md, "Retries").
+        g.portal_kept_idempotency_key = (request.path, key)
+    return answer
+
+
+def _call(service: str, method: str, path: str, body: dict | None, arguments: dict) -> Answer:
     try:
         response = api.upstream().call(service, method, path, body, principal=principal(), **arguments)
     except Problem as problem:
@@ -91,6 +117,29 @@ def call(
         parsed = {}
     headers = {name: response.headers[name] for name in ("Retry-After",) if name in response.headers}
     return Answer(response.status, parsed if isinstance(parsed, dict) else {}, headers)
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one rendering of a form that creates something (its hidden field)."""
+    return str(uuid.uuid4())
+
+
+def idempotency_key(action: str) -> str:
+    """The key for the form posting to `action` on this page: the one just sent, when this is
+    that form shown again after the service refused or did not answer (the outcome may be
+    unknown: sending it again must not make a second); otherwise a fresh one. After any other
+    failure nothing was made, and the form, perhaps changed, is sent anew."""
+    kept = g.get("portal_kept_idempotency_key")
+    if kept is not None and kept[0] == action:
+        return kept[1]
+    return new_idempotency_key()
+
+
+def sent_idempotency_key() -> str | None:
+    """The key the posted form carries, if it is one we could have made: a double click or a
+    resent form brings the same one again. None without one (a form from an older page)."""
+    key = request.form.get(IDEMPOTENCY_FIELD, "")
+    return key if _IDEMPOTENCY_KEY.fullmatch(key) else None
 
 
 def fetch(path: str, service: str | None = None) -> dict:
@@ -177,6 +226,12 @@ def problem_message(answer: Answer) -> str:
             "against the document you got with the product; if it is right, contact the partner who sold it to you."
         ),
         "already-registered": _("This product is registered already: you will find it in your license list."),
+        # The same rendering of a form sent again with other values after it was handled once
+        # (changed after going back): nothing was changed; the form shown now sends anew.
+        "idempotency-key-reused": _(
+            "This form was already sent once, with other details. Nothing was changed now. "
+            "To send the changed details, send the form again."
+        ),
     }
     if kind in messages:
         return messages[kind]
@@ -187,6 +242,11 @@ def problem_message(answer: Answer) -> str:
         return _("Too many attempts. Wait a while before trying again.")
     if status == 503:
         return _("This part of the Customer Center is not available right now. Try again shortly.")
+    if status == 504 or kind == "upstream-timeout":
+        return _(
+            "We did not get an answer in time, so we cannot say whether it went through. "
+            "Send the form again: nothing will be saved twice."
+        )
     if status == 403:
         return _("You do not have the right to do this in this profile.")
     if status == 404:

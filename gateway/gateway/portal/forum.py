@@ -49,7 +49,7 @@ def forum_new_category():
         "description": request.form.get("description", "").strip(),
         "product": request.form.get("product", "").strip() or None,
     }
-    answer = calls.call("POST", f"{ADMIN_API}/categories", values)
+    answer = calls.call("POST", f"{ADMIN_API}/categories", values, idempotent=True)
     if answer.ok:
         return redirect(url_for("portal.forum_index", done="category"), 303)
     return _index_page(answer.status, answer.headers, new_category=values, **failure(answer))
@@ -120,7 +120,7 @@ def forum_new_topic_form(category_id: int):
 @signed_in_form
 def forum_new_topic(category_id: int):
     values = {"title": request.form.get("title", "").strip(), "body": request.form.get("body", "")}
-    answer = calls.call("POST", f"{API}/topics", {"category_id": category_id} | values)
+    answer = calls.call("POST", f"{API}/topics", {"category_id": category_id} | values, idempotent=True)
     if answer.ok and answer.body.get("id"):
         return redirect(url_for("portal.forum_topic", topic_id=answer.body["id"], done="created"), 303)
     return _new_topic_page(category_id, answer.status, answer.headers, values, **failure(answer))
@@ -151,7 +151,7 @@ def forum_topic(topic_id: int):
 @signed_in_form
 def forum_reply(topic_id: int):
     body = request.form.get("body", "")
-    answer = calls.call("POST", f"{API}/topics/{topic_id}/posts", {"body": body})
+    answer = calls.call("POST", f"{API}/topics/{topic_id}/posts", {"body": body}, idempotent=True)
     if answer.ok and answer.body.get("id"):
         return redirect(_post_url(topic_id, answer.body["id"], done="replied"), 303)
     return _topic_page(topic_id, answer.status, answer.headers, reply=body, **failure(answer))
@@ -180,7 +180,7 @@ def forum_watch_topic(topic_id: int):
 @signed_in_form
 def forum_flag_post(topic_id: int, post_id: int):
     reason = request.form.get("reason", "").strip()
-    answer = calls.call("POST", f"{API}/posts/{post_id}/flags", {"reason": reason})
+    answer = calls.call("POST", f"{API}/posts/{post_id}/flags", {"reason": reason}, idempotent=True)
     if answer.ok:
         return redirect(_post_url(topic_id, post_id, done="flagged"), 303)
     return _topic_page(topic_id, answer.status, answer.headers, message=problem_message(answer))

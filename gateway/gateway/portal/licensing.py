@@ -68,7 +68,9 @@ def product_registration(customer_number: str):
 def register_product(customer_number: str):
     _membership_with(customer_number, "licenses")
     typed = request.form.get("installation_number", "").strip()
-    answer = calls.call("POST", _api(customer_number, "product-registrations"), {"installation_number": typed})
+    answer = calls.call(
+        "POST", _api(customer_number, "product-registrations"), {"installation_number": typed}, idempotent=True
+    )
     if answer.ok:
         number = answer.body.get("installation_number") or typed
         return redirect(url_for("portal.licenses", customer_number=customer_number, registered=number), 303)

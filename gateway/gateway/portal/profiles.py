@@ -55,7 +55,7 @@ def invite_user(customer_number: str):
     _membership_with(customer_number, "users")
     values = form_values(("name", "email"))
     rights = _rights_from_form()
-    answer = calls.call("POST", _api(customer_number, "users"), values | {"rights": rights})
+    answer = calls.call("POST", _api(customer_number, "users"), values | {"rights": rights}, idempotent=True)
     if answer.ok:
         return redirect(url_for("portal.users", customer_number=customer_number, done="invited"), 303)
     return _users_page(

@@ -243,6 +243,16 @@ def session_csrf_field() -> str:
     return CSRF_FORM_FIELD
 
 
+@portal.app_template_global()
+def idempotency_field() -> str:
+    return calls.IDEMPOTENCY_FIELD
+
+
+@portal.app_template_global()
+def idempotency_key(action: str) -> str:
+    return calls.idempotency_key(action)
+
+
 def _error_texts(status: int) -> tuple[str, str]:
     """Title and explanation of an error page, in the page's language."""
     if status == 403:
