@@ -4,7 +4,8 @@ A client that got no answer (the gateway's `504`: the outcome is unknown) sends 
 again with the same key. The same caller with the same key and the same request within
 `LIFETIME` gets the first answer again, with `Idempotent-Replayed: true`, and nothing new is
 made; the same key with another request is a `422` (`idempotency-key-reused`). Without the
-header a request behaves as it always did.
+header a request behaves as it always did. A password reset and an invitation's acceptance take
+one too: the portal's forms send theirs (a double click then mails once, joins once).
 
 One table, `idempotency_keys`, in every service's database (created by a migration like the
 outbox), keyed by (caller, key). The caller is who the gateway signed (`shared.auth`):

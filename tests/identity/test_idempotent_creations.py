@@ -71,3 +71,52 @@ def test_an_invitation_with_an_idempotency_key_is_made_once(identity):
         stranger_request=("/api/v1/customers/100002/users", invitation),
     )
     assert len(identity.mails_to("jan@example.com")) == 2  # ada's and bob's invitation, each once
+
+
+def _anonymous_sender(identity):
+    def send(client, request, key):
+        path, body = request
+        headers = {**identity.headers(None, client), "Idempotency-Key": key}
+        return identity.client.post(path, json=body, headers=headers)
+
+    return send
+
+
+def test_an_invitation_accepted_twice_with_its_key_answers_alike(identity):
+    """The portal's invitation form sends its key: a double click joins once and answers alike
+    (without the key the second sending finds the token used)."""
+    ada = identity.administrator("100001", "ada@example.com")
+    tokens = []
+    for email in ("jan@example.com", "eva@example.com", "petr@example.com"):
+        invited = identity.call(
+            "POST", "/api/v1/customers/100001/users", {"email": email, "name": "Kolega", "rights": []}, user=ada
+        )
+        assert invited.status_code == 201
+        tokens.append(identity.token_from_mail(email, "invitation"))
+    path = "/api/v1/invitations/accept"
+    joined = _count(identity, Membership, Membership.status == "active")
+    requests = [(path, {"token": token, "password": "colleague passphrase"}) for token in tokens]
+    assert_idempotent_creation(
+        _anonymous_sender(identity),
+        joined,
+        requests[0],
+        requests[1],
+        "198.51.100.1",
+        "198.51.100.2",
+        stranger_request=requests[2],
+    )
+
+
+def test_a_password_reset_sent_twice_with_its_key_mails_once(identity):
+    identity.administrator("100001", "ada@example.com")
+    identity.administrator("100002", "bob@example.com")
+    path = "/api/v1/password-resets"
+    resets = _count(identity, outgoing_mail)  # the mails after the two registrations: one per reset
+    assert_idempotent_creation(
+        _anonymous_sender(identity),
+        resets,
+        (path, {"email": "ada@example.com"}),
+        (path, {"email": "bob@example.com"}),
+        "198.51.100.1",
+        "198.51.100.2",
+    )

@@ -318,6 +318,7 @@ class RegistrationConfirmation(MethodView):
 # --- passwords ----------------------------------------------------------------------------
 @accounts_api.route("/password-resets")
 class PasswordResets(MethodView):
+    @idempotent
     @accounts_api.arguments(ResetRequestSchema)
     @accounts_api.response(202, StatusSchema)
     def post(self, body):
@@ -354,6 +355,7 @@ class PasswordResetConfirmation(MethodView):
 
 @accounts_api.route("/invitations/accept")
 class InvitationAcceptance(MethodView):
+    @idempotent
     @accounts_api.arguments(InvitationAcceptanceSchema)
     @accounts_api.response(200, StatusSchema)
     def post(self, body):

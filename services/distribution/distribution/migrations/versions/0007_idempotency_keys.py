@@ -2,7 +2,7 @@
 (shared.idempotency).
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0009 (the consumer failures, merged first)
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 from shared import idempotency
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

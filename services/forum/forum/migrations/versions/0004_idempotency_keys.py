@@ -2,7 +2,7 @@
 (shared.idempotency).
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0005 (the consumer failures, merged first)
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 from shared import idempotency
 
 revision = "0004"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

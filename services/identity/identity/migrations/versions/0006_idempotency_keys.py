@@ -2,7 +2,7 @@
 (shared.idempotency).
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0008 (the consumer failures, merged first)
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 from shared import idempotency
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
