@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -80,6 +81,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A transaction the current request runs in (`joined`): units of work become its savepoints.
+        self._ambient: ContextVar[Connection | None] = ContextVar(f"ambient-{id(self)}", default=None)
 
     @property
     def is_postgres(self) -> bool:
@@ -87,8 +90,14 @@ class Database:
 
     @contextlib.contextmanager
     def unit_of_work(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back when it raises."""
-        session = self.sessions()
+        """A transaction: committed when the block ends, rolled back when it raises. Inside
+        `joined(connection)` it is a savepoint of that connection's transaction instead: its
+        changes are committed, or not, with that transaction."""
+        connection = self._ambient.get()
+        if connection is None:
+            session = self.sessions()
+        else:
+            session = self.sessions(bind=connection, join_transaction_mode="create_savepoint")
         try:
             yield session
             session.commit()
@@ -97,6 +106,17 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextlib.contextmanager
+    def joined(self, connection: Connection) -> Iterator[None]:
+        """Every unit of work in this block (this thread or task) joins `connection`'s open
+        transaction (`shared.idempotency`: an Idempotency-Key's claim and what the request
+        creates commit together)."""
+        token = self._ambient.set(connection)
+        try:
+            yield
+        finally:
+            self._ambient.reset(token)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -397,3 +397,36 @@ def api_session(gateway: str, person: dict) -> requests.Session:
     token = ok(http.post(f"{gateway}/api/v1/sessions", json={"email": person["email"], "password": person["password"]}))
     http.headers["Authorization"] = "Bearer " + token["token"]
     return http
+
+
+# --- Idempotency-Key (shared.idempotency) -----------------------------------------------------
+def assert_idempotent_creation(
+    send, count, request, other_request, caller, stranger, key="retry-1", stranger_request=None
+) -> dict:
+    """The checks every POST that creates something passes with an `Idempotency-Key`:
+    `send(caller, (path, body), key)` answers as a test client does, `count()` counts what the
+    POST creates. The same key and request again: the first answer again (status, body,
+    `Content-Type`, `Location`), `Idempotent-Replayed: true`, nothing new; the same key with
+    `other_request`: 422 idempotency-key-reused, nothing new; another caller with the same key
+    (and `other_request`): a creation of its own. Returns the figures."""
+    before = count()
+    first = send(caller, request, key)
+    assert 200 <= first.status_code < 300, (first.status_code, first.get_data(as_text=True))
+    assert first.headers.get("Idempotent-Replayed") is None
+    made = count()
+    assert made == before + 1, (before, made)
+    again = send(caller, request, key)
+    assert (again.status_code, again.get_data()) == (first.status_code, first.get_data())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    for name in ("Content-Type", "Location"):
+        assert again.headers.get(name) == first.headers.get(name), name
+    assert count() == made
+    reused = send(caller, other_request, key)
+    assert reused.status_code == 422 and reused.mimetype == "application/problem+json", reused.get_data()
+    assert reused.get_json()["type"].endswith(":idempotency-key-reused")
+    assert count() == made
+    theirs = send(stranger, stranger_request or other_request, key)
+    assert 200 <= theirs.status_code < 300, (theirs.status_code, theirs.get_data(as_text=True))
+    assert theirs.headers.get("Idempotent-Replayed") is None
+    assert count() == made + 1
+    return {"first": first.status_code, "replayed": again.status_code, "reused": reused.status_code}

@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from shared import mail, memberships, messaging, migrations, throttle
+from shared import idempotency, mail, memberships, messaging, migrations, throttle
 from shared.db import make_engine
 
 COMPONENTS = ("identity", "licensing", "distribution", "forum", "gateway")
@@ -37,6 +37,7 @@ def test_migrations_match_the_models(component, backend, new_database, tmp_path)
         metadata.append(messaging.metadata)
     if component in ("identity", "licensing", "distribution", "forum"):
         metadata.append(throttle.metadata)
+        metadata.append(idempotency.metadata)
     if component in ("licensing", "distribution"):
         metadata.append(memberships.metadata)
     if component in MAIL_SENDERS:

@@ -46,6 +46,8 @@ FORWARD_RESPONSE_HEADERS = (
     "Location",
     "Retry-After",
     "Cache-Control",
+    # A creation answered again for a retried Idempotency-Key (shared.idempotency).
+    "Idempotent-Replayed",
     # An edge web server in front of us (compose) serves the file itself.
     "X-Accel-Redirect",
 )
@@ -110,7 +112,20 @@ def sign_in(credentials: dict) -> tuple[str, Session]:
     sign-in form both call this. Raises a `Problem` (401, 429 or 503) when it cannot."""
     # identity throttles failed sign-ins per account and per client: it needs the address.
     gateway = replace(GATEWAY, client=request.remote_addr)
-    answer = upstream().call("identity", "POST", "/internal/v1/credentials/verify", credentials, principal=gateway)
+    try:
+        answer = upstream().call("identity", "POST", "/internal/v1/credentials/verify", credentials, principal=gateway)
+    except Problem as problem:
+        if problem.status != 504:
+            raise
+        answer = None  # no answer in time: no session was opened, so nothing is unknown here
+    if answer is None or answer.status >= 500:
+        raise Problem(
+            503,
+            "service-unavailable",
+            "Temporarily unavailable",
+            "Sign-in is not available right now.",
+            headers={"Retry-After": "5"},
+        )
     if answer.status == 429:
         raise Problem(
             429,
@@ -120,14 +135,6 @@ def sign_in(credentials: dict) -> tuple[str, Session]:
             headers={"Retry-After": answer.headers.get("Retry-After", "60")},
         )
     if answer.status != 200:
-        if answer.status >= 500:
-            raise Problem(
-                503,
-                "service-unavailable",
-                "Temporarily unavailable",
-                "Sign-in is not available right now.",
-                headers={"Retry-After": "5"},
-            )
         raise _generic_sign_in_failure()
     return store().open(answer.json())
 

@@ -93,7 +93,7 @@ def _fetch(upstream: Upstream, part: Part, number: str, principal: Principal, ti
             principal=principal,
             timeout=timeout,
         )
-    except Problem:  # refused, timed out: the upstream said 503 already
+    except Problem:  # refused (503) or timed out (504): upstream.py answered already
         return 0, None
     try:
         return answer.status, json.loads(answer.data) if answer.data else None

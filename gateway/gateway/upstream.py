@@ -1,7 +1,11 @@
 """Calling the services: one pooled HTTP client, a timeout per call, a signed identity.
 
-A service that refuses the connection or does not answer within its timeout becomes a `503`
-problem with `Retry-After` for that route alone.
+A service that cannot be reached (the connection refused or not made within a second), or a
+call the bulkhead refuses, is a `503` problem with `Retry-After` for that route alone: nothing
+was done. A service that got the request but did not answer within its timeout is a `504`
+(`upstream-timeout`, with `Retry-After`): it may have acted on it, the outcome is unknown, and
+a write is retried with the same `Idempotency-Key` (`shared.idempotency`), which answers the
+first answer again instead of acting twice.
 
 A bulkhead keeps one hung service from taking every thread of a gateway worker: at most
 `UPSTREAM_MAX_IN_FLIGHT` calls per service are in flight in one worker process (by default half
@@ -19,7 +23,7 @@ import time
 
 import urllib3
 from urllib3.connection import HTTPConnection
-from urllib3.exceptions import HTTPError, ProtocolError
+from urllib3.exceptions import HTTPError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from shared import auth
@@ -111,6 +115,24 @@ def unavailable(service: str, detail: str | None = None) -> Problem:
     )
 
 
+def timed_out(service: str, method: str) -> Problem:
+    """The service did not answer in time: it may have done what it was asked."""
+    retry = (
+        "Send it again with the same Idempotency-Key: a request that was done is answered as it was, not done twice."
+        if method not in ("GET", "HEAD", "OPTIONS")
+        else "Try again shortly."
+    )
+    return Problem(
+        504,
+        "upstream-timeout",
+        "No answer in time",
+        f"This part of the Customer Center ({service}) did not answer in time, so whether the request "
+        f"was done is unknown. {retry}",
+        headers={"Retry-After": "5"},
+        service=service,
+    )
+
+
 class Upstream:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -191,6 +213,11 @@ class Upstream:
                 assert_same_host=False,
             )
         except HTTPError as error:
+            # urllib3 hands a timeout over in a MaxRetryError when the retries (none) run out
+            cause = error.reason if isinstance(error, MaxRetryError) else error
+            if isinstance(cause, ReadTimeoutError):  # sent, and no answer in time: the outcome is unknown
+                log.warning("%s did not answer %s %s in time: %s", service, method, path, error)
+                raise timed_out(service, method) from None
             log.warning("%s unavailable: %s", service, error)
             raise unavailable(service) from None
         finally:

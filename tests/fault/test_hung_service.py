@@ -1,7 +1,8 @@
 """One service hung (its gunicorn frozen with SIGSTOP: it accepts connections and never answers,
 as a deadlock or a stuck disk would leave it) while 80 clients keep asking its routes. The
 gateway may give it only its share of a worker's threads (UPSTREAM_MAX_IN_FLIGHT): past that its
-routes answer `503` problem+json with `Retry-After` at once, and the other services' routes stay
+routes answer `503` problem+json with `Retry-After` at once (the calls that hold its share answer
+`504` after the gateway's timeout), and the other services' routes stay
 about as fast as before the freeze. With identity frozen nobody can sign in, but existing
 sessions are the gateway's own: signed-in callers keep using licensing and distribution.
 

@@ -1,4 +1,5 @@
-"""The gateway in front of a service that is down or hangs: a 503 problem within its timeout."""
+"""The gateway in front of a service that is down (a 503 problem at once: nothing was done) or
+hangs (a 504 problem within its timeout: the outcome is unknown, retry with the same key)."""
 
 from __future__ import annotations
 
@@ -52,14 +53,27 @@ def gateway_for(settings_for, tmp_path):
     return make
 
 
-def test_a_hanging_service_gives_503_within_the_timeout(gateway_for, hanging_service):
+def test_a_hanging_service_gives_504_within_the_timeout(gateway_for, hanging_service):
     client = gateway_for(forum=hanging_service)
     started = time.monotonic()
     response = client.get("/api/v1/forum/categories")
     elapsed = time.monotonic() - started
-    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    assert response.status_code == 504 and response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"] == "5"
+    problem = response.get_json()
+    assert problem["type"].endswith(":upstream-timeout") and problem["status"] == 504
+    assert problem["service"] == "forum" and "unknown" in problem["detail"]
     assert 0.9 < elapsed < 2.5
+
+
+def test_a_write_the_service_did_not_answer_in_time_is_504_saying_retry_with_the_same_key(gateway_for, hanging_service):
+    client = gateway_for(licensing=hanging_service)
+    response = client.post("/api/v1/partner/sales", json={}, headers={"Idempotency-Key": "k-1"})
+    assert response.status_code == 504 and response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    problem = response.get_json()
+    assert problem["type"].endswith(":upstream-timeout") and problem["service"] == "licensing"
+    assert "unknown" in problem["detail"] and "same Idempotency-Key" in problem["detail"]
 
 
 def test_a_refused_connection_gives_503_at_once(gateway_for):
@@ -74,6 +88,12 @@ def test_sign_in_while_identity_is_down_is_503_not_401(gateway_for):
     client = gateway_for(identity=f"http://127.0.0.1:{free_port()}")
     response = client.post("/api/v1/sessions", json={"email": "a@example.com", "password": "whatever-password"})
     assert response.status_code == 503
+
+
+def test_sign_in_while_identity_hangs_is_503_no_session_was_opened(gateway_for, hanging_service):
+    client = gateway_for(identity=hanging_service)
+    response = client.post("/api/v1/sessions", json={"email": "a@example.com", "password": "whatever-password"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
 
 
 def test_paths_no_service_owns_are_404(gateway_for):

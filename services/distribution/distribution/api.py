@@ -11,6 +11,7 @@ from distribution.models import NEWS_KINDS, NewsItem
 from shared import memberships
 from shared.auth import signed_in, signed_in_user, staff_only
 from shared.db import utc_now
+from shared.idempotency import idempotent
 from shared.names import Name
 from shared.web import database, list_of
 
@@ -85,6 +86,7 @@ class CustomerNews(MethodView):
 
 @news.route("/admin/news")
 class AdminNews(MethodView):
+    @idempotent
     @staff_only
     @news.arguments(NewsItemSchema)
     @news.response(201, NewsItemSchema)

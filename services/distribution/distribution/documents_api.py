@@ -19,6 +19,7 @@ from distribution.downloads_api import (
 )
 from distribution.models import Document, ReleaseFile
 from shared.auth import signed_in, staff_only
+from shared.idempotency import idempotent
 from shared.names import Name
 from shared.problems import Problem
 from shared.web import accepts_raw_body, database, list_of, settings
@@ -57,6 +58,7 @@ class AdminDocuments(MethodView):
                 "next": None,
             }
 
+    @idempotent
     @staff_only
     @documents.arguments(DocumentSchema)
     @documents.response(201, DocumentSchema)

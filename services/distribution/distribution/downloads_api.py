@@ -31,6 +31,7 @@ from shared import memberships, spreadsheet, throttle
 from shared.auth import client_address, current_principal, signed_in, signed_in_user, staff_only
 from shared.config import var_dir
 from shared.db import utc_now
+from shared.idempotency import idempotent
 from shared.problems import Problem
 from shared.web import accepts_raw_body, database, list_of, settings
 
@@ -220,6 +221,7 @@ class Releases(MethodView):
                 "next": None,
             }
 
+    @idempotent
     @staff_only
     @admin.arguments(ReleaseSchema)
     @admin.response(201, ReleaseSchema)

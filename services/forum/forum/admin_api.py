@@ -15,6 +15,7 @@ from forum import authors, discussions, listing
 from forum.api import AuthorSchema, Moment, PageArgs, PostSchema, TopicSummarySchema, post_view, topic_summary
 from forum.models import Author, Category, Flag, Post, Topic
 from shared.auth import signed_in_user, staff_only
+from shared.idempotency import idempotent
 from shared.names import Name
 from shared.problems import Problem
 from shared.web import MAX_ID, database, list_of
@@ -81,6 +82,7 @@ def _name_taken(name: str) -> Problem:
 
 @admin.route("/categories")
 class AdminCategories(MethodView):
+    @idempotent
     @staff_only
     @admin.arguments(AdminCategorySchema)
     @admin.response(201, AdminCategorySchema)

@@ -18,6 +18,7 @@ from forum.models import Author, Category, Post, Topic, Watch
 from shared import throttle
 from shared.auth import signed_in, signed_in_user
 from shared.db import as_utc
+from shared.idempotency import idempotent
 from shared.names import Name
 from shared.problems import Problem
 from shared.web import MAX_ID, database, list_of
@@ -353,6 +354,7 @@ class Topics(MethodView):
                 "next": None,
             }
 
+    @idempotent
     @signed_in
     @forum.arguments(NewTopicSchema)
     @forum.response(201, TopicSchema)
@@ -378,6 +380,7 @@ class OneTopic(MethodView):
 
 @forum.route("/topics/<int:topic_id>/posts")
 class TopicPosts(MethodView):
+    @idempotent
     @signed_in
     @forum.arguments(BodySchema)
     @forum.response(201, PostSchema)
@@ -460,6 +463,7 @@ class PostRevisions(MethodView):
 
 @forum.route("/posts/<int:post_id>/flags")
 class PostFlags(MethodView):
+    @idempotent
     @signed_in
     @forum.arguments(FlagRequestSchema)
     @forum.response(201, FlagSchema)

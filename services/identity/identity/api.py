@@ -19,6 +19,7 @@ from shared import names, throttle
 from shared.auth import client_address, service_only, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
 from shared.db import utc_now
+from shared.idempotency import idempotent
 from shared.problems import Problem
 from shared.web import database, list_of, settings
 
@@ -254,6 +255,7 @@ def _access(session, customer_number: str, right: str | None = None, write: bool
 # --- registration -------------------------------------------------------------------------
 @accounts_api.route("/registrations")
 class Registrations(MethodView):
+    @idempotent
     @accounts_api.arguments(RegistrationSchema)
     @accounts_api.response(202, RegistrationAnswerSchema)
     def post(self, body):
@@ -316,6 +318,7 @@ class RegistrationConfirmation(MethodView):
 # --- passwords ----------------------------------------------------------------------------
 @accounts_api.route("/password-resets")
 class PasswordResets(MethodView):
+    @idempotent
     @accounts_api.arguments(ResetRequestSchema)
     @accounts_api.response(202, StatusSchema)
     def post(self, body):
@@ -352,6 +355,7 @@ class PasswordResetConfirmation(MethodView):
 
 @accounts_api.route("/invitations/accept")
 class InvitationAcceptance(MethodView):
+    @idempotent
     @accounts_api.arguments(InvitationAcceptanceSchema)
     @accounts_api.response(200, StatusSchema)
     def post(self, body):
@@ -507,6 +511,7 @@ class Members(MethodView):
                 "next": None,
             }
 
+    @idempotent
     @signed_in
     @profiles_api.arguments(NewMemberSchema)
     @profiles_api.response(201, MemberSchema)

@@ -25,6 +25,7 @@ from licensing.models import Customer, License, Partner, Product
 from shared import memberships, spreadsheet, throttle
 from shared.auth import client_address, signed_in, signed_in_user, staff_only
 from shared.company_id import CompanyId
+from shared.idempotency import idempotent
 from shared.names import Name
 from shared.problems import Problem
 from shared.web import MAX_ID, database, list_of, settings
@@ -313,6 +314,7 @@ class Products(MethodView):
         with database().unit_of_work() as session:
             return {"items": session.scalars(select(Product).order_by(Product.name)).all(), "next": None}
 
+    @idempotent
     @staff_only
     @admin.arguments(ProductSchema)
     @admin.response(201, ProductSchema)
@@ -331,6 +333,7 @@ class Products(MethodView):
 
 @admin.route("/customers")
 class Customers(MethodView):
+    @idempotent
     @staff_only
     @admin.arguments(NewCustomerSchema)
     @admin.response(201, CustomerSchema)
@@ -402,6 +405,7 @@ class AdminLicenses(MethodView):
         items = [_staff_view(*row) for row in rows[: query["limit"]]]
         return {"items": items, "next": _cursor(offset + query["limit"]) if len(rows) > query["limit"] else None}
 
+    @idempotent
     @staff_only
     @admin.arguments(NewLicenseSchema)
     @admin.response(201, LicenseSchema)
@@ -467,6 +471,7 @@ class Partners(MethodView):
         with database().unit_of_work() as session:
             return {"items": session.scalars(select(Partner).order_by(Partner.name)).all(), "next": None}
 
+    @idempotent
     @staff_only
     @admin.arguments(NewPartnerSchema)
     @admin.response(201, PartnerCreatedSchema)
@@ -543,6 +548,7 @@ def _check_broker_user(name: str | None) -> None:
 
 @admin.route("/partners/<partner_id>/keys")
 class PartnerKeys(MethodView):
+    @idempotent
     @staff_only
     @admin.response(201, PartnerCreatedSchema)
     def post(self, partner_id):
@@ -733,6 +739,7 @@ class CustomerLicensesCsv(MethodView):
 
 @customer_api.route("/<customer_number>/product-registrations")
 class ProductRegistrations(MethodView):
+    @idempotent
     @signed_in
     @customer_api.arguments(ProductRegistrationSchema)
     @customer_api.response(201, LicenseSchema)

@@ -1,16 +1,16 @@
 """The consumer's own count of handler failures per message (`consumer_failures`): only these
 make a message poison, not the broker's count of deliveries (crashes and outages add to it).
 
-Revision ID: 0009
-Revises: 0007
+Revision ID: 0004
+Revises: 0003
 """
 
 from alembic import op
 
 from shared import messaging
 
-revision = "0009"
-down_revision = "0007"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 make a message poison, not the broker's count of deliveries (crashes and outages add to it).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 from shared import messaging
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,16 +1,16 @@
 """The consumer's own count of handler failures per message (`consumer_failures`): only these
 make a message poison, not the broker's count of deliveries (crashes and outages add to it).
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 """
 
 from alembic import op
 
 from shared import messaging
 
-revision = "0005"
-down_revision = "0003"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,23 @@
+"""Idempotency-Keys of the POSTs that create something, with the answers kept for replays
+(shared.idempotency).
+
+Revision ID: 0008
+Revises: 0007 (the consumer failures, merged first)
+"""
+
+from alembic import op
+
+from shared import idempotency
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    idempotency.create_table(op)
+
+
+def downgrade() -> None:
+    idempotency.drop_table(op)
