@@ -29,16 +29,19 @@ expired rows (oldest first, skipping rows another transaction holds).
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app, request
 from sqlalchemy import (
     Column,
@@ -142,40 +145,26 @@ def reused() -> Problem:
 
 # --- sealed answers -------------------------------------------------------------------------
 # An answer may hold a secret shown once (a partner's new API key: licensing keeps only its
-# SHA-256): what is kept for replays is encrypted and authenticated with keys derived from the
-# service's secret (HMAC-SHA256 as the keystream, counter mode, then HMAC-SHA256 over nonce and
-# ciphertext), so a read of the database or of a backup learns nothing from it.
-_NONCE, _TAG = 16, 32
-
-
-def _derived(secret: str, purpose: bytes) -> bytes:
-    return hmac.new(secret.encode(), b"idempotency-answer-" + purpose, hashlib.sha256).digest()
-
-
-def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
-    blocks = (hmac.new(key, nonce + n.to_bytes(8, "big"), hashlib.sha256).digest() for n in range(-(-length // 32)))
-    return b"".join(blocks)[:length]
-
-
-def _xor(data: bytes, stream: bytes) -> bytes:
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
+# SHA-256): what is kept for replays is encrypted and authenticated (cryptography's Fernet,
+# its key derived from the service's secret with HKDF), so a read of the database or of a
+# backup learns nothing from it.
+def _fernet(secret: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"customer-center idempotency answers")
+    return Fernet(base64.urlsafe_b64encode(key.derive(secret.encode())))
 
 
 def seal(secret: str, plain: bytes) -> bytes:
-    nonce = secrets.token_bytes(_NONCE)
-    sealed = nonce + _xor(plain, _keystream(_derived(secret, b"encryption"), nonce, len(plain)))
-    return sealed + hmac.new(_derived(secret, b"authentication"), sealed, hashlib.sha256).digest()
+    return _fernet(secret).encrypt(plain)
 
 
 def unseal(secret: str, data: bytes | None) -> bytes | None:
     """The sealed answer, or None for one sealed with another secret (or altered)."""
-    if data is None or len(data) < _NONCE + _TAG:
+    if not data:
         return None
-    sealed, tag = bytes(data[:-_TAG]), bytes(data[-_TAG:])
-    if not hmac.compare_digest(tag, hmac.new(_derived(secret, b"authentication"), sealed, hashlib.sha256).digest()):
+    try:
+        return _fernet(secret).decrypt(bytes(data))
+    except InvalidToken:
         return None
-    nonce, cipher = sealed[:_NONCE], sealed[_NONCE:]
-    return _xor(cipher, _keystream(_derived(secret, b"encryption"), nonce, len(cipher)))
 
 
 # --- the table ------------------------------------------------------------------------------
