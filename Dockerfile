@@ -1,7 +1,9 @@
 # One image for every Customer Center component (identity, licensing, distribution, forum,
 # gateway, their relays, consumers and migrations); docker-compose.yml gives each container its
 # command. Configuration is environment variables only: nothing secret is baked in.
-FROM python:3.11-slim
+# Overridable for machines without a registry (docker-compose.yml passes PYTHON_IMAGE).
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
