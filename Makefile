@@ -1,5 +1,6 @@
 # Customer Center: `make run` starts the whole suite with demo data, `make test` runs every test.
-# Both create the virtual environment and install what they need on a fresh machine.
+# Both create the virtual environment and install what they need on a fresh machine: the Python
+# packages into .venv, and (ops/machine.sh) the Debian packages and services they use.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,14 @@ BIN := $(VENV)/bin
 SOURCE_ROOTS := . services/identity services/licensing services/distribution services/forum gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench lint format definitions clean
+.PHONY: run test test-fast bench lint format definitions clean machine-test machine-run
+
+# Cheap when the machine is ready (a few look-ups); installs with apt-get as root, else says how.
+machine-test:
+	bash ops/machine.sh test
+
+machine-run:
+	bash ops/machine.sh run
 
 $(STAMP): requirements.txt requirements-test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,13 +26,13 @@ $(STAMP): requirements.txt requirements-test.txt
 	  for root in $(SOURCE_ROOTS); do echo "$(CURDIR)/$$root"; done > "$$site/customer_center.pth"
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) machine-run
 	$(BIN)/python -m ops.run
 
-test: $(STAMP)
+test: $(STAMP) machine-test
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) machine-test
 	$(BIN)/python -m pytest -m "not browser and not fault"
 
 bench: $(STAMP)

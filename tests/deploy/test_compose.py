@@ -35,6 +35,8 @@ REQUIRED_ENV = {
     "POSTGRES_PASSWORD": "postgres-password",
 }
 # The Compose specification schema as the docker-compose package ships it (Debian: docker-compose).
+# A failure, not a skip: `make test` installs it first (ops/machine.sh).
+NO_COMPOSE = "docker-compose is not installed: run `make test`, which installs Debian's docker-compose"
 SCHEMA_CANDIDATES = [
     Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json"),
     *Path("/usr/lib/python3/dist-packages").glob("compose*/config/compose_spec.json"),
@@ -72,7 +74,7 @@ def is_one_shot(name: str, service: dict) -> bool:
 def compose_cli(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     binary = shutil.which("docker-compose")
     if binary is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose); CI installs it")
+        pytest.fail(NO_COMPOSE)
     # An empty env file: an operator's .env in the checkout must not fill in what the test omits.
     empty = tmp_path / "empty.env"
     empty.write_text("")
@@ -104,7 +106,7 @@ def test_docker_compose_refuses_to_run_without_each_secret(tmp_path, missing):
 def test_env_example_is_a_valid_env_file_once_the_secrets_are_set(tmp_path):
     binary = shutil.which("docker-compose")
     if binary is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose); CI installs it")
+        pytest.fail(NO_COMPOSE)
     result = subprocess.run(
         [binary, "--env-file", str(ROOT / ".env.example"), "-f", str(COMPOSE_FILE), "config", "-q"],
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **REQUIRED_ENV},
@@ -121,7 +123,7 @@ def test_env_example_is_a_valid_env_file_once_the_secrets_are_set(tmp_path):
 def spec_validator():
     schema_file = next((path for path in SCHEMA_CANDIDATES if path.is_file()), None)
     if schema_file is None:
-        pytest.skip("compose_spec.json not found: it ships with the docker-compose package, which CI installs")
+        pytest.fail(f"compose_spec.json not found: it ships with Debian's docker-compose. {NO_COMPOSE}")
     schema = json.loads(schema_file.read_text())
     # The file declares draft 2019-09 (spelt "http://json-schema.org/draft/2019-09/schema#", which
     # jsonschema does not recognise by that URI), so name the draft explicitly.

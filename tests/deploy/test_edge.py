@@ -1,5 +1,5 @@
 """The edge server's configuration (deploy/nginx/edge.conf) with a local nginx (Debian's
-`nginx-light`; skipped when it is not installed): it loads (`nginx -t`), and in front of a real
+`nginx-light`, which `make test` installs; a failure when it is missing): it loads (`nginx -t`), and in front of a real
 gateway and distribution (DOWNLOAD_ACCEL_REDIRECT set) it serves an entitled download itself,
 byte-exact, with Range, while `/protected-files/` cannot be asked for directly.
 
@@ -24,7 +24,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EDGE_CONF = ROOT / "deploy/nginx/edge.conf"
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
+
+
+@pytest.fixture(scope="session")
+def nginx_installed():
+    """A failure, not a skip: `make test` installs it first (ops/machine.sh)."""
+    if NGINX is None:
+        pytest.fail("nginx is not installed: run `make test`, which installs Debian's nginx-light")
+
+
+needs_nginx = pytest.mark.usefixtures("nginx_installed")
 
 
 def local_config(tmp_path: Path, port: int, gateway: str, files: Path) -> Path:
